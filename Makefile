@@ -1,0 +1,40 @@
+# make run: set up everything and serve the sample app.  make test: set up everything and run the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GATI := $(VENV)/bin/gati
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test setup system-deps venv modules proto bench clean
+
+run: setup
+	$(GATI) serve examples/app --host $(HOST) --port $(PORT)
+
+test: setup
+	$(PY) -m pytest -q
+
+setup: system-deps venv modules
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+modules: venv
+	bash scripts/build-modules.sh
+
+proto: venv
+	$(PY) -m runtime.protocol.generate
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .gati examples/app/.gati
+	find sample_modules -name build -type d -prune -exec rm -rf {} +

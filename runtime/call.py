@@ -1,0 +1,35 @@
+"""Who is calling a module, on behalf of which request, and until when."""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+
+MAX_CALL_DEPTH = 8  # module -> module chains deeper than this are refused (loops)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    request_id: str = ""
+    trace_id: str = ""
+    caller: str = "cli"  # "handler:/route", "module:name", "cli", "grpc"
+    deadline: float | None = None  # time.monotonic() by which the whole call tree must end
+    depth: int = 0
+
+    def remaining(self, default: float) -> float:
+        """Seconds left before the deadline, capped at default."""
+        if self.deadline is None:
+            return default
+        return max(0.0, min(default, self.deadline - time.monotonic()))
+
+    def nested(self, caller: str, timeout_s: float) -> "CallContext":
+        """The context a module passes down when it calls another module: the deadline only shrinks."""
+        deadline = time.monotonic() + timeout_s
+        if self.deadline is not None:
+            deadline = min(deadline, self.deadline)
+        return replace(self, caller=caller, deadline=deadline, depth=self.depth + 1)
+
+
+# Set by the request pipeline so that gctx.modules (shared by all requests) knows the current request.
+request_context: ContextVar[CallContext] = ContextVar("gati_request_context", default=CallContext())

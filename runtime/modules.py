@@ -1,0 +1,187 @@
+"""The module client: how handlers (and modules, and the CLI) call modules.
+
+    await gctx.modules["thumbs"].call("resize", {"width": 640})
+    await gctx.modules.thumbs.resize({"width": 640})
+
+A call looks the module up in the registry, checks the method is declared, encodes the
+payload as JSON, waits for a slot (bounded concurrency and a bounded queue: past that
+the call is refused as busy, never queued without end), runs it in the module's
+sandbox under its deadline, and decodes the JSON answer. Failures are the typed errors
+of runtime.errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from runtime.call import MAX_CALL_DEPTH, CallContext, request_context
+from runtime.errors import BadPayload, GatiError, MethodNotFound, ModuleBusy, ModuleTimeout
+from runtime.host import Host
+from runtime.registry import Registration
+from runtime.secrets import Secrets
+from runtime.state import StateDir
+from sandboxes import Sandbox, create_sandbox
+
+__all__ = ["ModuleManager", "ModuleSet", "CallContext", "request_context"]
+
+# How long past its own deadline we wait for a sandbox before giving up on it: the
+# sandbox stops the work itself (epochs, kill); this only guards against a stuck backend.
+BACKSTOP_S = 2.0
+
+
+class _Running:
+    """A started sandbox plus the gate that bounds its concurrency."""
+
+    def __init__(self, registration: Registration, sandbox: Sandbox):
+        self.registration = registration
+        self.sandbox = sandbox
+        limits = registration.manifest.limits
+        self.slots = asyncio.Semaphore(limits.concurrency)
+        self.max_waiting = limits.queue
+        self.waiting = 0
+
+    async def call(self, method: str, data: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+        name = self.registration.name
+        if self.slots.locked() and self.waiting >= self.max_waiting:
+            raise ModuleBusy(
+                f"module {name} is at its concurrency limit with {self.waiting} calls waiting",
+                fix="retry later, or raise [limits] concurrency / queue",
+                module=name,
+            )
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self.slots.acquire(), timeout_s)
+        except asyncio.TimeoutError:
+            raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
+        finally:
+            self.waiting -= 1
+        try:
+            return await asyncio.wait_for(self.sandbox.call(method, data, ctx, timeout_s), timeout_s + BACKSTOP_S)
+        except asyncio.TimeoutError:
+            raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
+        finally:
+            self.slots.release()
+
+
+class ModuleManager:
+    def __init__(
+        self,
+        state: StateDir,
+        *,
+        egress_hosts: dict[str, str] | None = None,
+        secrets: Secrets | None = None,
+        environ: dict[str, str] | None = None,
+    ):
+        self.state = state
+        self.egress_hosts = {k.lower().rstrip("."): v for k, v in (egress_hosts or {}).items()}
+        self.secrets = secrets or Secrets()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.modules = ModuleSet(self)
+        self._running: dict[str, _Running] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+        self._backends: dict = {}  # shared per-backend state (wasm engines, ...)
+
+    async def call(self, module: str, method: str, payload: Any = None, *, ctx: CallContext | None = None) -> Any:
+        ctx = ctx or request_context.get()
+        if ctx.depth > MAX_CALL_DEPTH:
+            raise GatiError(f"module call chain deeper than {MAX_CALL_DEPTH} (a loop?) at {module}.{method}", module=module)
+        registration = self.state.registry.get(module)
+        manifest = registration.manifest
+        if method not in manifest.methods:
+            raise MethodNotFound(
+                f"module {module!r} has no method {method!r}",
+                fix=f"call one of: {', '.join(sorted(manifest.methods))}, or declare [methods.{method}] in its module.toml",
+                module=module,
+                method=method,
+            )
+        try:
+            data = json.dumps(payload, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise BadPayload(f"payload for {module}.{method} is not JSON-compatible: {exc}", module=module, method=method) from None
+        running = await self._running_for(registration)
+        timeout_s = ctx.remaining(manifest.method_timeout_ms(method) / 1000)
+        out = await running.call(method, data, ctx, timeout_s)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise BadPayload(
+                f"{module}.{method} answered with something that is not JSON: {out[:80]!r}",
+                fix="the module must write JSON with its output function",
+                module=module,
+                method=method,
+            ) from None
+
+    async def _running_for(self, registration: Registration) -> _Running:
+        """The started sandbox for this exact registration, starting (or restarting) it when needed."""
+        name = registration.name
+        running = self._running.get(name)
+        if running is not None and running.registration == registration:
+            return running
+        lock = self._starting.setdefault(name, asyncio.Lock())
+        async with lock:
+            running = self._running.get(name)
+            if running is not None and running.registration == registration:
+                return running
+            sandbox = create_sandbox(registration, Host(registration.loaded, self), self._backends)
+            await sandbox.start()
+            if running is not None:
+                await running.sandbox.close()  # a newer registration replaces the old one
+            self._running[name] = _Running(registration, sandbox)
+            return self._running[name]
+
+    async def close(self) -> None:
+        for running in self._running.values():
+            await running.sandbox.close()
+        self._running.clear()
+        for shared in self._backends.values():
+            close = getattr(shared, "close", None)
+            if close is not None:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+        self._backends.clear()
+
+
+class ModuleHandle:
+    """One module as a handler sees it: `.call(method, payload)` or `.method(payload)`."""
+
+    def __init__(self, manager: ModuleManager, name: str):
+        self._manager = manager
+        self.name = name
+
+    async def call(self, method: str, payload: Any = None) -> Any:
+        return await self._manager.call(self.name, method, payload)
+
+    def __getattr__(self, method: str):
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        async def invoke(payload: Any = None) -> Any:
+            return await self.call(method, payload)
+
+        invoke.__name__ = method
+        return invoke
+
+
+class ModuleSet:
+    """gctx.modules: `modules["thumbs"]` or `modules.thumbs`."""
+
+    def __init__(self, manager: ModuleManager):
+        self._manager = manager
+
+    def __getitem__(self, name: str) -> ModuleHandle:
+        return ModuleHandle(self._manager, name)
+
+    def __getattr__(self, name: str) -> ModuleHandle:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ModuleHandle(self._manager, name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._manager.state.registry.names()
+
+    def __iter__(self):
+        return iter(self._manager.state.registry.names())

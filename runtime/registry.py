@@ -1,0 +1,131 @@
+"""The module registry: a SQLite file in the state directory.
+
+Every registered version is kept (audits diff versions); the newest registration of
+a name is the active one. The artifact's sha256 is recorded here at registration
+and checked again whenever a sandbox loads the module.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from runtime.errors import IntegrityError, ModuleNotFound
+from runtime.manifest import LoadedManifest, Manifest, load_manifest, sha256_file
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS modules (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    manifest_file TEXT NOT NULL,
+    manifest_json BLOB NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Registration:
+    loaded: LoadedManifest
+    artifact_sha256: str
+    registered_at: float
+
+    @property
+    def name(self) -> str:
+        return self.loaded.manifest.name
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.loaded.manifest
+
+    def summary(self) -> dict:
+        m = self.manifest
+        return {
+            "name": m.name,
+            "version": m.version,
+            "kind": m.kind,
+            "methods": sorted(m.methods),
+            "manifest": self.loaded.file,
+            "artifact_sha256": self.artifact_sha256,
+            "registered_at": self.registered_at,
+        }
+
+    def verify_artifact(self) -> None:
+        """Refuse to load an artifact that changed since registration."""
+        path = self.loaded.artifact_path()
+        if path is None:
+            return
+        if not path.is_file():
+            raise ModuleNotFound(f"artifact of {self.name} is gone: {path}", fix=f"rebuild it, then gati module register {self.loaded.base_dir}")
+        actual = sha256_file(path)
+        if actual != self.artifact_sha256:
+            raise IntegrityError(
+                f"artifact of {self.name} changed since registration (sha256 {actual[:12]}, registered {self.artifact_sha256[:12]})",
+                fix=f"if the change is intended, run: gati module register {self.loaded.base_dir}",
+                module=self.name,
+            )
+
+
+class Registry:
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def register(self, path: str | Path) -> Registration:
+        loaded = load_manifest(path)
+        artifact = loaded.artifact_path()
+        digest = sha256_file(artifact) if artifact else _image_or_none(loaded.manifest)
+        now = time.time()
+        self._db.execute(
+            "INSERT OR REPLACE INTO modules VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (loaded.name, loaded.manifest.version, loaded.manifest.kind, loaded.file, msgspec.json.encode(loaded), digest, now),
+        )
+        return Registration(loaded, digest, now)
+
+    def get(self, name: str, version: str | None = None) -> Registration:
+        query = "SELECT manifest_json, artifact_sha256, registered_at FROM modules WHERE name = ?"
+        args: tuple = (name,)
+        if version:
+            query, args = query + " AND version = ?", (name, version)
+        row = self._db.execute(query + " ORDER BY registered_at DESC LIMIT 1", args).fetchone()
+        if row is None:
+            known = ", ".join(self.names()) or "none"
+            raise ModuleNotFound(
+                f"no module named {name!r}" + (f" at version {version}" if version else ""),
+                fix=f"register it with: gati module register PATH (registered: {known})",
+                module=name,
+            )
+        return Registration(msgspec.json.decode(row[0], type=LoadedManifest), row[1], row[2])
+
+    def versions(self, name: str) -> list[Registration]:
+        rows = self._db.execute(
+            "SELECT manifest_json, artifact_sha256, registered_at FROM modules WHERE name = ? ORDER BY registered_at", (name,)
+        ).fetchall()
+        return [Registration(msgspec.json.decode(r[0], type=LoadedManifest), r[1], r[2]) for r in rows]
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM modules ORDER BY name")]
+
+    def all(self) -> list[Registration]:
+        return [self.get(n) for n in self.names()]
+
+    def remove(self, name: str) -> int:
+        self.get(name)  # raises ModuleNotFound with the list of known names
+        return self._db.execute("DELETE FROM modules WHERE name = ?", (name,)).rowcount
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _image_or_none(manifest: Manifest) -> str:
+    # Container images are pinned by digest in their own backend; until then record the reference.
+    return manifest.artifact.image or manifest.artifact.build or ""

@@ -1,0 +1,5 @@
+"""WebAssembly modules in wasmtime (docs/wasm-abi.md)."""
+
+from sandboxes.wasm.sandbox import WasmSandbox
+
+__all__ = ["WasmSandbox"]

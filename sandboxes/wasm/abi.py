@@ -1,0 +1,200 @@
+"""The `gati` imports of docs/wasm-abi.md: bytes in and out, and host calls through the Host.
+
+Host functions run on the worker thread that runs the wasm call. The call's state
+(input, output, result buffer, the Host and the CallContext) is thread-local, which is
+exact because one call runs wholly on one thread. Operations that live on the event
+loop (HTTP egress, calling another module) are submitted to it and awaited here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import wasmtime
+
+from runtime.call import CallContext
+from runtime.errors import CapabilityDenied, GatiError
+from runtime.host import Host
+
+OK, DENIED, NOT_FOUND, ERROR = 0, 1, 2, 3
+
+_current = threading.local()
+
+
+@dataclass
+class CallState:
+    host: Host
+    ctx: CallContext
+    loop: asyncio.AbstractEventLoop
+    input: bytes
+    output: bytes | None = None
+    error: str | None = None
+    result: bytes = b""
+    logs: list[str] = field(default_factory=list)
+
+
+def begin(state: CallState) -> None:
+    _current.state = state
+
+
+def end() -> None:
+    _current.state = None
+
+
+def _state() -> CallState:
+    return _current.state
+
+
+def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
+    memory = caller.get("memory")
+    if length < 0 or ptr < 0 or ptr + length > memory.data_len(caller):
+        raise wasmtime.WasmtimeError(f"gati ABI: range {ptr}+{length} is outside the module's memory")
+    return bytes(memory.read(caller, ptr, ptr + length))
+
+
+def _text(caller: wasmtime.Caller, ptr: int, length: int) -> str:
+    return _read(caller, ptr, length).decode("utf-8", "replace")
+
+
+def _host_call(op: Callable[[CallState], Any]) -> int:
+    """Run one host operation; map its outcome to a status code and fill the result buffer."""
+    state = _state()
+    try:
+        value = op(state)
+    except CapabilityDenied as denied:
+        state.result = json.dumps(denied.to_dict()).encode()
+        return DENIED
+    except GatiError as err:
+        state.result = json.dumps(err.to_dict()).encode()
+        return ERROR
+    except (ValueError, OSError) as exc:
+        state.result = json.dumps({"code": "error", "message": str(exc)}).encode()
+        return ERROR
+    if value is None:
+        state.result = b""
+        return NOT_FOUND
+    state.result = value if isinstance(value, bytes) else value.encode() if isinstance(value, str) else json.dumps(value).encode()
+    return OK
+
+
+def _on_loop(state: CallState, coro) -> Any:
+    return asyncio.run_coroutine_threadsafe(coro, state.loop).result(timeout=state.ctx.remaining(60.0) + 1.0)
+
+
+# The imports, each (name, params, results, implementation taking the Caller first).
+def _input_len(caller):
+    return len(_state().input)
+
+
+def _input_read(caller, ptr):
+    caller.get("memory").write(caller, _state().input, ptr)
+
+
+def _output(caller, ptr, length):
+    _state().output = _read(caller, ptr, length)
+
+
+def _error(caller, ptr, length):
+    _state().error = _text(caller, ptr, length)
+
+
+def _log(caller, level, ptr, length):
+    state = _state()
+    state.host.log(state.ctx, level, _text(caller, ptr, length))
+
+
+def _result_len(caller):
+    return len(_state().result)
+
+
+def _result_read(caller, ptr):
+    caller.get("memory").write(caller, _state().result, ptr)
+
+
+def _http_request(caller, ptr, length):
+    raw = _read(caller, ptr, length)
+
+    def op(s: CallState):
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            raise ValueError("http_request: the request is not valid JSON") from None
+        if not isinstance(request, dict):
+            raise ValueError('http_request: send a JSON object {"method", "url", "headers", "body"}')
+        return _on_loop(s, s.host.http(s.ctx, request))
+
+    return _host_call(op)
+
+
+def _kv_get(caller, sp, sl, kp, kl):
+    store, key = _text(caller, sp, sl), _text(caller, kp, kl)
+    return _host_call(lambda s: s.host.kv_get(s.ctx, store, key))
+
+
+def _kv_put(caller, sp, sl, kp, kl, vp, vl):
+    store, key, value = _text(caller, sp, sl), _text(caller, kp, kl), _read(caller, vp, vl)
+    return _host_call(lambda s: s.host.kv_put(s.ctx, store, key, value) or b"")
+
+
+def _secret_get(caller, p, n):
+    name = _text(caller, p, n)
+    return _host_call(lambda s: s.host.secret_get(s.ctx, name))
+
+
+def _env_get(caller, p, n):
+    name = _text(caller, p, n)
+    return _host_call(lambda s: s.host.env_get(s.ctx, name))
+
+
+def _file_read(caller, p, n):
+    path = _text(caller, p, n)
+    return _host_call(lambda s: s.host.file_read(s.ctx, path))
+
+
+def _file_write(caller, p, n, dp, dn):
+    path, data = _text(caller, p, n), _read(caller, dp, dn)
+    return _host_call(lambda s: s.host.file_write(s.ctx, path, data) or b"")
+
+
+def _call(caller, mp, ml, fp, fl, pp, pl):
+    module, method, payload = _text(caller, mp, ml), _text(caller, fp, fl), _read(caller, pp, pl)
+
+    def op(s: CallState):
+        try:
+            value = json.loads(payload) if payload else None
+        except ValueError:
+            raise ValueError("call: the payload is not valid JSON") from None
+        return json.dumps(_on_loop(s, s.host.call_module(s.ctx, module, method, value))).encode()
+
+    return _host_call(op)
+
+
+I32 = wasmtime.ValType.i32()
+IMPORTS: list[tuple[str, int, bool, Callable]] = [
+    # name, number of i32 params, returns i32, implementation
+    ("input_len", 0, True, _input_len),
+    ("input_read", 1, False, _input_read),
+    ("output", 2, False, _output),
+    ("error", 2, False, _error),
+    ("log", 3, False, _log),
+    ("result_len", 0, True, _result_len),
+    ("result_read", 1, False, _result_read),
+    ("http_request", 2, True, _http_request),
+    ("kv_get", 4, True, _kv_get),
+    ("kv_put", 6, True, _kv_put),
+    ("secret_get", 2, True, _secret_get),
+    ("env_get", 2, True, _env_get),
+    ("file_read", 2, True, _file_read),
+    ("file_write", 4, True, _file_write),
+    ("call", 6, True, _call),
+]
+
+
+def define_imports(linker: wasmtime.Linker) -> None:
+    for name, params, returns, impl in IMPORTS:
+        ty = wasmtime.FuncType([I32] * params, [I32] if returns else [])
+        linker.define_func("gati", name, ty, impl, access_caller=True)

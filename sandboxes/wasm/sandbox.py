@@ -1,0 +1,156 @@
+"""A WASM module in wasmtime: a fresh instance per call, limits set per store.
+
+No WASI sockets and no wasi-http are linked: the only way out is the `gati` imports,
+which go through the Host. WASI gets only the declared env names and the declared
+directories (read-only unless `rw`). Calls run on a thread pool of the module's own,
+sized by its concurrency limit, so they never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import wasmtime
+
+from runtime.call import CallContext
+from runtime.errors import GatiError, MethodNotFound, ModuleCrashed, ModuleError, ModuleTimeout
+from runtime.host import Host
+from runtime.registry import Registration
+from sandboxes.wasm import abi
+from sandboxes.wasm.engine import TICK_S, WasmEngines
+
+MIB = 1 << 20
+
+
+class WasmSandbox:
+    def __init__(self, registration: Registration, host: Host, shared: dict):
+        self.registration = registration
+        self.manifest = registration.manifest
+        self.host = host
+        if "wasm" not in shared:
+            shared["wasm"] = WasmEngines(host.state.cache_dir)
+        self.engines: WasmEngines = shared["wasm"]
+        self.fuel = self.manifest.limits.fuel
+        self.engine = self.engines.engine(bool(self.fuel))
+        self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
+        self._pre: wasmtime.InstancePre | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._pre = await loop.run_in_executor(self._pool, self._prepare)
+
+    def _prepare(self) -> wasmtime.InstancePre:
+        self.registration.verify_artifact()
+        module = self.engines.load(self.registration.loaded.artifact_path(), self.registration.artifact_sha256, bool(self.fuel))
+        exports = {e.name for e in module.exports}
+        if "memory" not in exports:
+            raise ModuleCrashed(f"module {self.manifest.name} exports no memory", fix="export the linear memory as \"memory\" (docs/wasm-abi.md)")
+        missing = sorted(set(self.manifest.methods) - exports)
+        if missing:
+            raise MethodNotFound(
+                f"module {self.manifest.name} declares methods it does not export: {', '.join(missing)}",
+                fix="export a () -> i32 function per method, or remove it from [methods]",
+            )
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        abi.define_imports(linker)
+        try:
+            return linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleCrashed(
+                f"module {self.manifest.name} imports something gati does not provide: {_first_line(exc)}",
+                fix="import only the gati functions of docs/wasm-abi.md and wasi_snapshot_preview1",
+            ) from None
+
+    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        state = abi.CallState(self.host, ctx, loop, payload)
+        return await loop.run_in_executor(self._pool, self._call_sync, method, state, timeout_s)
+
+    def _call_sync(self, method: str, state: abi.CallState, timeout_s: float) -> bytes:
+        store = wasmtime.Store(self.engine)
+        limits = self.manifest.limits
+        store.set_limits(memory_size=limits.memory_mb * MIB)
+        store.set_epoch_deadline(math.ceil(timeout_s / TICK_S) + 1)
+        if self.fuel:
+            store.set_fuel(self.fuel)
+        store.set_wasi(self._wasi(state))
+        abi.begin(state)
+        instance = None
+        try:
+            instance = self._pre.instantiate(store)
+            exports = instance.exports(store)
+            if "_initialize" in exports:
+                exports["_initialize"](store)
+            status = exports[method](store)
+        except GatiError:
+            raise
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            raise self._classify(exc, method, timeout_s, store, instance) from None
+        finally:
+            abi.end()
+        if status != 0:
+            raise ModuleError(
+                state.error or f"{self.manifest.name}.{method} returned {status}",
+                module=self.manifest.name,
+                method=method,
+            )
+        return state.output if state.output is not None else b"null"
+
+    def _wasi(self, state: abi.CallState) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        environ = self.host.manager.environ
+        wasi.env = [(name, environ[name]) for name in self.manifest.capabilities.env if name in environ]
+        for grant in self.host.policy.file_grants:
+            if grant.host.is_dir():
+                wasi.preopen_dir(str(grant.host), grant.guest, fs_mutable=grant.writable)
+
+        def to_log(level: int):
+            def write(data: bytes) -> None:
+                for line in data.decode("utf-8", "replace").splitlines():
+                    self.host.log(state.ctx, level, line)
+
+            return write
+
+        wasi.stdout_custom = to_log(1)
+        wasi.stderr_custom = to_log(2)
+        return wasi
+
+    def _classify(self, exc: Exception, method: str, timeout_s: float, store, instance) -> GatiError:
+        name = f"{self.manifest.name}.{method}"
+        code = getattr(exc, "trap_code", None)
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return ModuleTimeout(
+                f"{name} ran past its {timeout_s * 1000:.0f} ms deadline and was stopped",
+                fix=f"make it faster or raise [methods.{method}] timeout_ms",
+                module=self.manifest.name,
+                method=method,
+            )
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return ModuleTimeout(
+                f"{name} used up its fuel of {self.fuel} instructions and was stopped",
+                fix="raise [limits] fuel",
+                module=self.manifest.name,
+                method=method,
+                reason="out of fuel",
+            )
+        limit = self.manifest.limits.memory_mb * MIB
+        memory = instance.exports(store).get("memory") if instance is not None else None
+        if instance is None and "memory" in str(exc).lower() or memory is not None and memory.data_len(store) + 64 * 1024 > limit:
+            return ModuleCrashed(
+                f"{name} reached its memory limit of {self.manifest.limits.memory_mb} MiB: {_first_line(exc)}",
+                fix="use less memory or raise [limits] memory_mb",
+                module=self.manifest.name,
+                method=method,
+                reason="memory limit",
+            )
+        return ModuleCrashed(f"{name} crashed: {_first_line(exc)}", module=self.manifest.name, method=method)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
