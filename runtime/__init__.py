@@ -1,0 +1,1 @@
+"""gati: the server runtime (app, routing, contexts, modules, capabilities, audit, CLI)."""
