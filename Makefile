@@ -30,7 +30,7 @@ modules: venv
 	bash scripts/build-modules.sh
 
 proto: venv
-	$(PY) -m runtime.protocol.generate
+	$(PY) proto/generate.py
 
 bench: setup
 	$(PY) -m bench

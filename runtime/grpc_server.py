@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 
+import asyncio
+
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
+from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
 
 from runtime.call import CallContext
 from runtime.errors import GatiError
 from runtime.modules import ModuleManager
-from runtime.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 
 
 def error_message(err: GatiError) -> module_pb2.Error:
@@ -48,17 +50,25 @@ class ModuleServicer(module_pb2_grpc.ModuleServiceServicer):
         return module_pb2.DescribeResponse(name=m.name, version=m.version, kind=m.kind, methods=sorted(m.methods))
 
 
+class ServingHealth(health_pb2_grpc.HealthServicer):
+    """grpc.health.v1 for an adapter that is ready as soon as it listens."""
+
+    async def Check(self, request, context):
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    async def Watch(self, request, context):
+        yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+        await asyncio.Event().wait()  # until the client goes away
+
+
 async def serve_module(manager: ModuleManager, name: str, listen: str) -> None:
     """Serve until cancelled. `listen` is `unix:/path/to.sock` or `host:port`."""
     manager.state.registry.get(name)  # fail now, with the list of known modules, if it is not registered
     server = grpc.aio.server()
     module_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(manager, name), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(ServingHealth(), server)
     server.add_insecure_port(listen)
     await server.start()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set("gati.module.v1.ModuleService", health_pb2.HealthCheckResponse.SERVING)
     try:
         await server.wait_for_termination()
     finally:

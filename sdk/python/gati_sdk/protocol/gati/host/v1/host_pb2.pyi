@@ -1,4 +1,4 @@
-from runtime.protocol.gati.module.v1 import module_pb2 as _module_pb2
+from gati_sdk.protocol.gati.module.v1 import module_pb2 as _module_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -3,8 +3,8 @@
 import grpc
 import warnings
 
-from runtime.protocol.gati.host.v1 import host_pb2 as gati_dot_host_dot_v1_dot_host__pb2
-from runtime.protocol.gati.module.v1 import module_pb2 as gati_dot_module_dot_v1_dot_module__pb2
+from gati_sdk.protocol.gati.host.v1 import host_pb2 as gati_dot_host_dot_v1_dot_host__pb2
+from gati_sdk.protocol.gati.module.v1 import module_pb2 as gati_dot_module_dot_v1_dot_module__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from runtime.protocol.gati.module.v1 import module_pb2 as gati_dot_module_dot_v1_dot_module__pb2
+from gati_sdk.protocol.grpc.health.v1 import health_pb2 as grpc_dot_health_dot_v1_dot_health__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in gati/module/v1/module_pb2_grpc.py depends on'
+        + ' but the generated code in grpc/health/v1/health_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ModuleServiceStub:
+class HealthStub:
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -34,61 +34,59 @@ class ModuleServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Call = channel.unary_unary(
-                '/gati.module.v1.ModuleService/Call',
-                request_serializer=gati_dot_module_dot_v1_dot_module__pb2.CallRequest.SerializeToString,
-                response_deserializer=gati_dot_module_dot_v1_dot_module__pb2.CallResponse.FromString,
+        self.Check = channel.unary_unary(
+                '/grpc.health.v1.Health/Check',
+                request_serializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckResponse.FromString,
                 _registered_method=True)
-        self.Describe = channel.unary_unary(
-                '/gati.module.v1.ModuleService/Describe',
-                request_serializer=gati_dot_module_dot_v1_dot_module__pb2.DescribeRequest.SerializeToString,
-                response_deserializer=gati_dot_module_dot_v1_dot_module__pb2.DescribeResponse.FromString,
+        self.Watch = channel.unary_stream(
+                '/grpc.health.v1.Health/Watch',
+                request_serializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckResponse.FromString,
                 _registered_method=True)
 
 
-class ModuleServiceServicer:
+class HealthServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Call(self, request, context):
-        """Run one method of the module.
-        """
+    def Check(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Describe(self, request, context):
-        """Name, version and methods, so a client can check it reached the module it meant.
-        """
+    def Watch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
 
-def add_ModuleServiceServicer_to_server(servicer, server):
+def add_HealthServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Call': grpc.unary_unary_rpc_method_handler(
-                    servicer.Call,
-                    request_deserializer=gati_dot_module_dot_v1_dot_module__pb2.CallRequest.FromString,
-                    response_serializer=gati_dot_module_dot_v1_dot_module__pb2.CallResponse.SerializeToString,
+            'Check': grpc.unary_unary_rpc_method_handler(
+                    servicer.Check,
+                    request_deserializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckRequest.FromString,
+                    response_serializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckResponse.SerializeToString,
             ),
-            'Describe': grpc.unary_unary_rpc_method_handler(
-                    servicer.Describe,
-                    request_deserializer=gati_dot_module_dot_v1_dot_module__pb2.DescribeRequest.FromString,
-                    response_serializer=gati_dot_module_dot_v1_dot_module__pb2.DescribeResponse.SerializeToString,
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckRequest.FromString,
+                    response_serializer=grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'gati.module.v1.ModuleService', rpc_method_handlers)
+            'grpc.health.v1.Health', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('gati.module.v1.ModuleService', rpc_method_handlers)
+    server.add_registered_method_handlers('grpc.health.v1.Health', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class ModuleService:
+class Health:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def Call(request,
+    def Check(request,
             target,
             options=(),
             channel_credentials=None,
@@ -101,9 +99,9 @@ class ModuleService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/gati.module.v1.ModuleService/Call',
-            gati_dot_module_dot_v1_dot_module__pb2.CallRequest.SerializeToString,
-            gati_dot_module_dot_v1_dot_module__pb2.CallResponse.FromString,
+            '/grpc.health.v1.Health/Check',
+            grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckRequest.SerializeToString,
+            grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -115,7 +113,7 @@ class ModuleService:
             _registered_method=True)
 
     @staticmethod
-    def Describe(request,
+    def Watch(request,
             target,
             options=(),
             channel_credentials=None,
@@ -125,12 +123,12 @@ class ModuleService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
-            '/gati.module.v1.ModuleService/Describe',
-            gati_dot_module_dot_v1_dot_module__pb2.DescribeRequest.SerializeToString,
-            gati_dot_module_dot_v1_dot_module__pb2.DescribeResponse.FromString,
+            '/grpc.health.v1.Health/Watch',
+            grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckRequest.SerializeToString,
+            grpc_dot_health_dot_v1_dot_health__pb2.HealthCheckResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,25 @@
+"""The gati module SDK for Python: depends only on grpcio and protobuf.
+
+    from gati_sdk import Module
+
+    module = Module("thumbs")
+
+    @module.method
+    def resize(payload, ctx):
+        page = ctx.host.http("GET", "https://api.example.com/x")
+        return {"ok": page["status"] == 200}
+
+    if __name__ == "__main__":
+        module.serve()
+
+`serve()` listens on the Unix socket the runtime names (GATI_MODULE_SOCKET), serves
+the module service and grpc.health.v1, and prints the handshake line. `ctx.host`
+reaches the host service (GATI_HOST_SOCKET): egress, kv, secrets, env, files, log
+and calling other modules, each checked against the module's manifest.
+"""
+
+from gati_sdk.errors import CapabilityDenied, HostError, ModuleError
+from gati_sdk.host import HostClient
+from gati_sdk.server import HANDSHAKE_VERSION, Context, Module
+
+__all__ = ["Module", "Context", "HostClient", "ModuleError", "CapabilityDenied", "HostError", "HANDSHAKE_VERSION"]
