@@ -106,15 +106,22 @@ class Host:
         return await self.manager.call(module, method, payload, ctx=nested)
 
     # egress ---------------------------------------------------------------------
+    async def egress(self, ctx: CallContext, url: str) -> tuple[Target, list[IPAddress]]:
+        """Decide on a URL by name, then by each resolved address; returns the addresses to connect to.
+
+        Used by the HTTP host call and by the egress proxy of container and native modules.
+        """
+        decision, target = self.policy.egress(url)
+        self.decide(ctx, decision)
+        assert target is not None
+        return target, await self._resolve(ctx, target)
+
     async def http(self, ctx: CallContext, request: dict[str, Any]) -> dict[str, Any]:
         """Make one HTTP request for the module, pinned to addresses the policy allowed."""
         url = request.get("url")
         if not isinstance(url, str):
             raise EgressError("http request needs a string 'url'", fix='send {"method": "GET", "url": "https://..."}')
-        decision, target = self.policy.egress(url)
-        self.decide(ctx, decision)
-        assert target is not None
-        addresses = await self._resolve(ctx, target)
+        target, addresses = await self.egress(ctx, url)
         timeout = aiohttp.ClientTimeout(total=ctx.remaining(EGRESS_TIMEOUT_S))
         connector = aiohttp.TCPConnector(resolver=_PinnedResolver(addresses), use_dns_cache=False, force_close=True)
         body = request.get("body")

@@ -1,0 +1,113 @@
+"""Domain-based egress for code that uses ordinary HTTP clients (HTTP_PROXY / HTTPS_PROXY).
+
+The proxy listens inside the sandbox's own network namespace (netns.py) and serves
+one module: `CONNECT host:port` (https) and absolute-URI requests (`GET http://...`).
+Each request goes through Host.egress, the same name rules, resolved-address checks
+and audit events as the WASM host call, and connects only to an address that passed.
+A refusal is answered `403` with the denial as JSON, naming the grant to add.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Callable
+from urllib.parse import urlsplit
+
+from runtime.call import CallContext
+from runtime.errors import CapabilityDenied, GatiError
+from runtime.host import Host
+
+PROXY_PORT = 3128
+MAX_HEAD = 64 * 1024
+HEAD_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 60.0
+
+
+class EgressProxy:
+    def __init__(self, host: Host, context: Callable[[], CallContext]):
+        self.host = host
+        self.context = context
+        self.servers: list[asyncio.base_events.Server] = []
+
+    async def serve(self, sock) -> None:
+        self.servers.append(await asyncio.start_server(self.handle, sock=sock))
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
+            writer.close()
+            return
+        try:
+            await self._forward(head, reader, writer)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _forward(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            method, target, version = lines[0].split(" ", 2)
+        except ValueError:
+            return await _reply(writer, 400, {"code": "bad_request", "message": "not an HTTP proxy request"})
+        tunnel = method.upper() == "CONNECT"
+        url = f"https://{target}" if tunnel else target
+        try:
+            egress_target, addresses = await self.host.egress(self.context(), url)
+        except CapabilityDenied as denied:
+            return await _reply(writer, 403, denied.to_dict())
+        except GatiError as err:
+            return await _reply(writer, 502, err.to_dict())
+        upstream = await _connect(addresses, egress_target.port)
+        if upstream is None:
+            return await _reply(writer, 502, {"code": "egress_failed", "message": f"cannot connect to {egress_target}"})
+        up_reader, up_writer = upstream
+        if tunnel:
+            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        else:
+            parts = urlsplit(target)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            headers = [h for h in lines[1:] if h and not h.lower().startswith(("proxy-", "connection:"))]
+            up_writer.write("\r\n".join([f"{method} {path} {version}", *headers, "Connection: close", "", ""]).encode("latin-1"))
+        await writer.drain()
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
+async def _connect(addresses, port: int):
+    for ip in addresses:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(str(ip), port), 10.0)
+        except (OSError, asyncio.TimeoutError):
+            continue
+    return None
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT_S):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.TimeoutError):
+        pass
+    finally:
+        try:
+            writer.write_eof()
+        except (OSError, RuntimeError):
+            pass
+
+
+async def _reply(writer: asyncio.StreamWriter, status: int, body: dict) -> None:
+    data = json.dumps({"error": body}).encode()
+    reason = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}[status]
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nX-Gati-Denied: {body.get('capability', '')}\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
+    )
+    await writer.drain()

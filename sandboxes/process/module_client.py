@@ -1,0 +1,81 @@
+"""The runtime's client of a module's ModuleService over its Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+import grpc
+from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
+from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
+
+from runtime.call import CallContext
+from runtime.errors import GatiError, ModuleCrashed, ModuleTimeout
+from sandboxes.process.handshake import ModuleStartError
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+class ModuleClient:
+    def __init__(self, module: str, socket_path: str):
+        self.module = module
+        self.socket_path = socket_path
+        self.channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
+        self.stub = module_pb2_grpc.ModuleServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def wait_ready(self, timeout_s: float, exited: Callable[[], str | None]) -> None:
+        """Poll grpc.health.v1 until SERVING; `exited()` names why the process is gone, if it is."""
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            reason = exited()
+            if reason:
+                raise ModuleStartError(f"module {self.module} exited before it was ready: {reason}", module=self.module)
+            try:
+                reply = await self.health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                if reply.status == SERVING:
+                    return
+                last = f"health status {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+            except grpc.aio.AioRpcError as exc:
+                last = exc.code().name
+            await asyncio.sleep(0.02)
+        raise ModuleStartError(
+            f"module {self.module} was not ready within {timeout_s:.0f} s ({last})",
+            fix="serve grpc.health.v1 with SERVING on the socket named in GATI_MODULE_SOCKET",
+            module=self.module,
+        )
+
+    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+        request = module_pb2.CallRequest(
+            method=method,
+            payload=payload,
+            context=module_pb2.CallContext(
+                request_id=ctx.request_id, trace_id=ctx.trace_id, caller=ctx.caller, timeout_ms=int(timeout_s * 1000)
+            ),
+        )
+        try:
+            reply = await self.stub.Call(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise ModuleTimeout(
+                    f"{self.module}.{method} ran past its {timeout_s * 1000:.0f} ms deadline",
+                    fix=f"make it faster or raise [methods.{method}] timeout_ms",
+                    module=self.module,
+                    method=method,
+                ) from None
+            raise ModuleCrashed(
+                f"{self.module}.{method} failed: the module process is gone or broken ({exc.code().name}: {exc.details()})",
+                module=self.module,
+                method=method,
+            ) from None
+        if reply.WhichOneof("outcome") == "error":
+            err = reply.error
+            raise GatiError.from_dict(
+                {"code": err.code, "message": err.message, **({"fix": err.fix} if err.fix else {}), **dict(err.details)}
+            )
+        return reply.payload
+
+    async def close(self) -> None:
+        await self.channel.close()

@@ -1,0 +1,87 @@
+"""The egress proxy in a real network namespace: a process with no route out reaches
+only what its manifest grants, through the proxy on its own 127.0.0.1."""
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from aiohttp import web
+
+from runtime.audit import read_events
+from runtime.call import CallContext
+from runtime.host import Host
+from runtime.manifest import load_manifest
+from runtime.modules import ModuleManager
+from runtime.state import StateDir
+from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
+from sandboxes.process.netns import listen_in_netns
+
+pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+
+CLIENT = """
+import json, sys, urllib.request, urllib.error
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": "http://127.0.0.1:%d"}))
+out = []
+for url in sys.argv[1:]:
+    try:
+        out.append([url, opener.open(url, timeout=5).status])
+    except urllib.error.HTTPError as e:
+        out.append([url, e.code, json.loads(e.read())["error"].get("grant")])
+    except Exception as e:
+        out.append([url, type(e).__name__])
+print(json.dumps(out))
+""" % PROXY_PORT
+
+
+async def ok(request):
+    return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def origin():
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield site._server.sockets[0].getsockname()[1]
+    await runner.cleanup()
+
+
+async def test_proxy_in_a_network_namespace(tmp_path, origin):
+    mod = tmp_path / "m"
+    mod.mkdir()
+    (mod / "m.wat").write_text('(module (memory (export "memory") 1) (func (export "run") (result i32) i32.const 0))')
+    (mod / "module.toml").write_text(
+        'name = "m"\nversion = "1.0.0"\nkind = "wasm"\n[artifact]\npath = "m.wat"\n[methods.run]\n'
+        f'[capabilities]\negress = ["http://127.0.0.1:{origin}", "http://metadata.test:80"]\n'
+    )
+    state = StateDir(tmp_path / "state")
+    manager = ModuleManager(state, egress_hosts={"metadata.test": "169.254.169.254"})
+    host = Host(load_manifest(mod), manager)
+    # a namespace with no route out, its loopback up (as docker and bwrap leave it)
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep 60"])
+    proxy = EgressProxy(host, lambda: CallContext(caller="module:m"))
+    try:
+        await asyncio.sleep(0.2)
+        await proxy.serve(listen_in_netns(holder.pid, PROXY_PORT))
+        urls = [f"http://127.0.0.1:{origin}/ok", "http://metadata.test/latest/meta-data", "http://not-granted.test/"]
+        client = await asyncio.create_subprocess_exec(
+            "nsenter", "-t", str(holder.pid), "-n", sys.executable, "-c", CLIENT, *urls, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(client.communicate(), 30)
+        results = json.loads(out)
+        assert results[0][1] == 200
+        assert results[1][1] == 403 and results[1][2] == '[capabilities] egress = ["http://169.254.169.254:80"]'
+        assert results[2][1] == 403 and "not-granted.test" in results[2][2]
+        decisions = [(e["decision"], e["target"]) for e in read_events(state.audit_path)]
+        assert decisions[0] == ("allow", f"http://127.0.0.1:{origin}")
+        assert [d for d, _ in decisions].count("deny") == 2
+    finally:
+        holder.kill()
+        await proxy.close()
+        await manager.close()
