@@ -77,6 +77,7 @@ class Limits(_Strict):
     cpu: float = 1.0  # oci/native: CPU cores
     processes: int = 32  # oci/native: pids limit
     concurrency: int = 4  # calls in flight; more wait, up to queue
+    warm: int = 1  # oci/native: instances kept running
     queue: int = 64  # calls waiting beyond `concurrency`; past that a call is refused as busy
 
 
@@ -227,7 +228,7 @@ def _check_semantics(m: Manifest, file: str) -> None:
         if not declared or "\x00" in declared or ".." in Path(declared).parts:
             raise bad(f"capabilities.files.{declared!r}", "not an acceptable path", "name a directory or file without '..'")
     lim = m.limits
-    for field in ("memory_mb", "timeout_ms", "concurrency", "processes"):
+    for field in ("memory_mb", "timeout_ms", "concurrency", "processes", "warm"):
         if getattr(lim, field) <= 0:
             raise bad(f"limits.{field}", "must be positive", f"set {field} to a positive number")
     if lim.queue < 0:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian packages the project builds and tests with, where they are missing.
-# Needs root and apt; elsewhere it says what to install by hand and carries on.
+# Install the Debian packages the project builds and tests with, where they are missing,
+# and start the Docker engine where it is not running. Needs root and apt; elsewhere it
+# says what is missing and carries on (the WASM side of gati needs none of this).
 set -uo pipefail
 
 need=()
@@ -8,13 +9,22 @@ command -v clang >/dev/null || need+=(clang)
 command -v wasm-ld >/dev/null || need+=(lld)
 [ -d /usr/lib/wasm32-wasi ] || [ -d /usr/lib/wasm32-wasip1 ] || need+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || need+=(libclang-rt-dev-wasm32)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
 
-[ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "gati: missing system packages: ${need[*]} (install them with your package manager; the C sample module needs them)" >&2
-    exit 0
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "gati: missing system packages: ${need[*]} (install them as root; WASM modules work without them)" >&2
+    else
+        echo "gati: installing ${need[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq "${need[@]}" >/dev/null || echo "gati: apt-get install ${need[*]} failed" >&2
+    fi
 fi
-echo "gati: installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq "${need[@]}" >/dev/null
+
+bash "$(dirname "$0")/start-docker.sh"
+exit 0

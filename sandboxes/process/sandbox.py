@@ -1,0 +1,239 @@
+"""The lifecycle shared by container and native modules.
+
+A ProcessSandbox keeps `[limits] warm` instances of a module running. Each instance
+is one sandboxed process with a run directory of its own, bound into the sandbox at
+/run/gati, holding two sockets: the module's (module.sock) and the host service's
+(host.sock, served by the runtime for this instance only: the socket is the identity).
+An egress proxy listens on 127.0.0.1:3128 inside the instance's network namespace.
+
+A backend (oci, native) supplies only `launch`: start one sandboxed process and return
+a Process. Everything else is here: readiness through grpc.health.v1, calls, a call
+past its deadline killing and replacing its instance (the only way to really stop the
+work), crash detection, and restarts with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol
+
+from runtime.call import CallContext
+from runtime.errors import GatiError, ModuleCrashed, ModuleTimeout
+from runtime.host import Host
+from runtime.registry import Registration
+from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
+from sandboxes.process.host_server import HostServer
+from sandboxes.process.module_client import ModuleClient
+from sandboxes.process.netns import listen_in_netns
+
+log = logging.getLogger("gati.sandbox")
+
+GUEST_RUN_DIR = "/run/gati"
+READY_TIMEOUT_S = 30.0
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.1, 10.0
+STABLE_S = 30.0  # an instance that lived this long resets the backoff
+
+
+def runs_root(state_path: Path) -> Path:
+    """Where this runtime keeps its instances' run directories, and removes what a dead runtime left.
+
+    Under /tmp and short, because a Unix socket path must fit in 108 bytes:
+    /tmp/gati-run/<state digest>/<runtime pid>/<module>-XXXX/iXXXX/module.sock.
+    """
+    base = Path(tempfile.gettempdir()) / "gati-run" / hashlib.sha256(str(state_path).encode()).hexdigest()[:12]
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in base.iterdir():
+        if stale.name.isdigit() and not _pid_alive(int(stale.name)):
+            shutil.rmtree(stale, ignore_errors=True)
+    root = base / str(os.getpid())
+    root.mkdir(exist_ok=True)
+    for path in (base.parent, base, root):
+        path.chmod(0o755)
+    return root
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+class Process(Protocol):
+    """One launched sandboxed process, as a backend reports it."""
+
+    pid: int  # a process inside the sandbox's network namespace (for the egress proxy)
+
+    def exit_reason(self) -> str | None: ...  # why it is gone, or None while it runs
+    async def ready(self) -> None: ...  # e.g. read the handshake line; raise ModuleStartError
+    async def kill(self) -> None: ...
+
+
+class Instance:
+    def __init__(self, sandbox: "ProcessSandbox", run_dir: Path):
+        self.sandbox = sandbox
+        self.run_dir = run_dir
+        self.host_server = HostServer(sandbox.host, str(run_dir / "host.sock"))
+        self.proxy = EgressProxy(sandbox.host, self.host_server.context)
+        self.client = ModuleClient(sandbox.name, str(run_dir / "module.sock"))
+        self.process: Process | None = None
+        self.started_at = 0.0
+        self.inflight = 0
+
+    async def start(self) -> None:
+        await self.host_server.start()
+        self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment())
+        self.started_at = time.monotonic()
+        try:
+            await self.proxy.serve(listen_in_netns(self.process.pid, PROXY_PORT))
+            await self.process.ready()
+            await self.client.wait_ready(READY_TIMEOUT_S, self.process.exit_reason)
+        except BaseException:
+            await self.stop()
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.exit_reason() is None
+
+    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+        key = ctx.request_id or f"call-{id(ctx)}"
+        self.host_server.calls[key] = ctx
+        self.inflight += 1
+        try:
+            return await self.client.call(method, payload, ctx, timeout_s)
+        finally:
+            self.inflight -= 1
+            self.host_server.calls.pop(key, None)
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await self.process.kill()
+        await self.proxy.close()
+        await self.client.close()
+        await self.host_server.stop()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+class ProcessSandbox:
+    kind = "process"
+
+    def __init__(self, registration: Registration, host: Host, shared: dict):
+        self.registration = registration
+        self.manifest = registration.manifest
+        self.name = self.manifest.name
+        self.host = host
+        self.shared = shared
+        self.instances: list[Instance] = []
+        self._lock = asyncio.Lock()
+        self._failures = 0
+        self._next_start = 0.0
+        self._next = 0
+        self._closed = False
+        self.runs_dir = Path(tempfile.mkdtemp(dir=runs_root(host.state.path), prefix=f"{self.name}-"))
+
+    # backends implement ----------------------------------------------------------
+    async def launch(self, run_dir: Path, env: dict[str, str]) -> Process:
+        raise NotImplementedError
+
+    # shared lifecycle -------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        """What the module's process sees: its sockets, the proxy, and only the declared env names."""
+        environ = self.host.manager.environ
+        env = {name: environ[name] for name in self.manifest.capabilities.env if name in environ}
+        proxy = f"http://127.0.0.1:{PROXY_PORT}"
+        env.update(
+            GATI_MODULE_NAME=self.name,
+            GATI_MODULE_SOCKET=f"{GUEST_RUN_DIR}/module.sock",
+            GATI_HOST_SOCKET=f"{GUEST_RUN_DIR}/host.sock",
+            GATI_CONCURRENCY=str(self.manifest.limits.concurrency),
+            HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    async def start(self) -> None:
+        await self._fill()
+
+    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+        instance = await self._pick()
+        try:
+            return await instance.call(method, payload, ctx, timeout_s)
+        except ModuleTimeout:
+            # The work must stop: the only sure way is to end the process. Replace it in the background.
+            log.warning("%s.%s timed out: killing and replacing its instance", self.name, method)
+            await self._retire(instance, crashed=False)
+            raise
+        except ModuleCrashed:
+            await self._retire(instance, crashed=True)
+            raise
+
+    async def _pick(self) -> Instance:
+        live = [i for i in self.instances if i.alive]
+        if len(live) < len(self.instances):
+            for dead in set(self.instances) - set(live):
+                log.warning("module %s instance exited (%s); restarting", self.name, dead.process.exit_reason())
+                await self._retire(dead, crashed=True)
+        if not live:
+            await self._fill()
+            live = [i for i in self.instances if i.alive]
+        if not live:
+            raise ModuleCrashed(f"module {self.name} has no running instance", module=self.name)
+        self._next += 1
+        return min(live, key=lambda i: (i.inflight, (self.instances.index(i) - self._next) % len(self.instances)))
+
+    async def _fill(self) -> None:
+        """Start instances up to the warm count, waiting out the backoff after crashes."""
+        async with self._lock:
+            while not self._closed and len(self.instances) < self.manifest.limits.warm:
+                delay = self._next_start - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                run_dir = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix="i"))
+                run_dir.chmod(0o777)  # the module's unprivileged user creates its socket here
+                instance = Instance(self, run_dir)
+                try:
+                    await instance.start()
+                except GatiError:
+                    self._crashed()
+                    raise
+                self.instances.append(instance)
+
+    async def _retire(self, instance: Instance, crashed: bool) -> None:
+        """Stop an instance and start its replacement; after a crash, with backoff."""
+        if instance in self.instances:
+            self.instances.remove(instance)
+            if crashed and time.monotonic() - instance.started_at < STABLE_S:
+                self._crashed()
+            elif crashed:
+                self._failures = 0  # it had been stable: restart at once
+        await instance.stop()
+        asyncio.get_running_loop().create_task(self._refill())
+
+    def _crashed(self) -> None:
+        self._failures += 1
+        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1))
+        self._next_start = time.monotonic() + backoff
+
+    async def _refill(self) -> None:
+        try:
+            await self._fill()
+        except GatiError as err:
+            log.error("module %s could not be restarted: %s", self.name, err)
+
+    async def close(self) -> None:
+        self._closed = True
+        async with self._lock:
+            instances, self.instances = self.instances, []
+            await asyncio.gather(*(i.stop() for i in instances), return_exceptions=True)
+        shutil.rmtree(self.runs_dir, ignore_errors=True)
