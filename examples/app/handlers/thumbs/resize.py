@@ -1,0 +1,12 @@
+"""GET /thumbs/resize?width=W&height=H[&max=M] : thumbnail size from the thumbs module (C)."""
+
+from runtime.request import BadRequest
+
+
+async def handler(req, res, gctx, lctx):
+    try:
+        width, height = int(req.query["width"]), int(req.query["height"])
+        largest = int(req.query.get("max", gctx.config["default_thumb_max"]))
+    except (KeyError, ValueError):
+        raise BadRequest("width and height must be whole numbers", fix="e.g. /thumbs/resize?width=1920&height=1080") from None
+    return await gctx.modules.thumbs.resize({"width": width, "height": height, "max": largest})

@@ -1,0 +1,49 @@
+"""Shared fixtures: a state directory per test, projects written on the fly, a served app."""
+
+import textwrap
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+
+@pytest.fixture
+def gati_home(tmp_path, monkeypatch):
+    """A fresh state directory (registry, audit log) for this test only."""
+    home = tmp_path / "gati-home"
+    monkeypatch.setenv("GATI_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def make_project(tmp_path, gati_home):
+    """make_project({"users/[id].py": source, ...}, toml="...") writes a project and returns its path."""
+
+    def make(handlers: dict[str, str], *, toml: str = "", name: str = "project"):
+        root = tmp_path / name
+        (root / "handlers").mkdir(parents=True, exist_ok=True)
+        for rel, source in handlers.items():
+            file = root / "handlers" / rel
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(textwrap.dedent(source))
+        (root / "gati.toml").write_text(textwrap.dedent(toml))
+        return root
+
+    return make
+
+
+@pytest.fixture
+async def serve():
+    """serve(project_dir) starts build_app(project_dir) on a real loopback port; returns an aiohttp TestClient."""
+    from runtime.app import build_app
+
+    clients = []
+
+    async def start(project_dir):
+        client = TestClient(TestServer(build_app(project_dir), host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
