@@ -51,16 +51,21 @@ class _Running:
                 fix="retry later, or raise [limits] concurrency / queue",
                 module=name,
             )
-        self.waiting += 1
+        if self.slots.locked():
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.slots.acquire()
+            except TimeoutError:
+                raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
+            finally:
+                self.waiting -= 1
+        else:
+            await self.slots.acquire()  # free: returns at once
         try:
-            await asyncio.wait_for(self.slots.acquire(), timeout_s)
-        except asyncio.TimeoutError:
-            raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
-        finally:
-            self.waiting -= 1
-        try:
-            return await asyncio.wait_for(self.sandbox.call(method, data, ctx, timeout_s), timeout_s + BACKSTOP_S)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout_s + BACKSTOP_S):
+                return await self.sandbox.call(method, data, ctx, timeout_s)
+        except TimeoutError:
             raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
         finally:
             self.slots.release()

@@ -79,6 +79,10 @@ class Registry:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        # Calls look modules up on every call: keep decoded registrations until the file changes
+        # (data_version moves when another connection, e.g. a CLI, writes; our own writes clear it).
+        self._cache: dict[str, Registration] = {}
+        self._version = None
 
     def register(self, path: str | Path) -> Registration:
         loaded = load_manifest(path)
@@ -89,9 +93,22 @@ class Registry:
             "INSERT OR REPLACE INTO modules VALUES (?, ?, ?, ?, ?, ?, ?)",
             (loaded.name, loaded.manifest.version, loaded.manifest.kind, loaded.file, msgspec.json.encode(loaded), digest, now),
         )
+        self._cache.clear()
         return Registration(loaded, digest, now)
 
     def get(self, name: str, version: str | None = None) -> Registration:
+        if version is None:
+            data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if data_version != self._version:
+                self._cache.clear()
+                self._version = data_version
+            cached = self._cache.get(name)
+            if cached is None:
+                cached = self._cache[name] = self._lookup(name, None)
+            return cached
+        return self._lookup(name, version)
+
+    def _lookup(self, name: str, version: str | None) -> Registration:
         query = "SELECT manifest_json, artifact_sha256, registered_at FROM modules WHERE name = ?"
         args: tuple = (name,)
         if version:
@@ -120,6 +137,7 @@ class Registry:
 
     def remove(self, name: str) -> int:
         self.get(name)  # raises ModuleNotFound with the list of known names
+        self._cache.clear()
         return self._db.execute("DELETE FROM modules WHERE name = ?", (name,)).rowcount
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ class WasmSandbox:
         self.engine = self.engines.engine(bool(self.fuel))
         self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
         self._pre: wasmtime.InstancePre | None = None
+        self.uses_wasi = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -53,8 +54,11 @@ class WasmSandbox:
                 f"module {self.manifest.name} declares methods it does not export: {', '.join(missing)}",
                 fix="export a () -> i32 function per method, or remove it from [methods]",
             )
+        # WASI costs a context per call: link it only for modules that import it (C, Rust).
+        self.uses_wasi = any(i.module.startswith("wasi_") for i in module.imports)
         linker = wasmtime.Linker(self.engine)
-        linker.define_wasi()
+        if self.uses_wasi:
+            linker.define_wasi()
         abi.define_imports(linker)
         try:
             return linker.instantiate_pre(module)
@@ -76,7 +80,8 @@ class WasmSandbox:
         store.set_epoch_deadline(math.ceil(timeout_s / TICK_S) + 1)
         if self.fuel:
             store.set_fuel(self.fuel)
-        store.set_wasi(self._wasi(state))
+        if self.uses_wasi:
+            store.set_wasi(self._wasi(state))
         abi.begin(state)
         instance = None
         try:
