@@ -1,0 +1,28 @@
+"""Run every benchmark: .venv/bin/python -m bench [NAME ...]   (make bench)
+
+Each prints a table of ratios against a baseline measured in the same run.
+"""
+
+import importlib
+import inspect
+import pkgutil
+import sys
+from pathlib import Path
+
+import asyncio
+
+
+def main() -> None:
+    wanted = set(sys.argv[1:])
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+        if not info.name.endswith("_bench") or (wanted and info.name.removesuffix("_bench") not in wanted):
+            continue
+        module = importlib.import_module(f"bench.{info.name}")
+        print(f"\n== {info.name} ==")
+        result = module.main()
+        if inspect.iscoroutine(result):
+            asyncio.run(result)
+
+
+if __name__ == "__main__":
+    main()
