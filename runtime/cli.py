@@ -4,7 +4,8 @@
     gati serve DIR [--host --port]      serve it over HTTP
     gati module register|list|show|remove|serve
     gati call MODULE METHOD [JSON]      call a module once, in this process
-    gati audit verify                   check the audit log's hash chain
+    gati audit [MODULE...]              what modules may do, did, were refused; findings (runtime/audits)
+    gati audit diff OLD NEW | verify    permission diff between manifests; check the log's hash chain
 
 Every command takes --project DIR (default: the current directory) to find the state
 directory (DIR/.gati, or $GATI_HOME). User errors print what went wrong and how to fix
@@ -29,11 +30,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from runtime.audits.cli import audit_app
 from runtime.errors import BadPayload, GatiError
 
 app = typer.Typer(name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=False)
 module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no_args_is_help=True)
-audit_app = typer.Typer(help="Check the audit log of capability decisions.", no_args_is_help=True)
 app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
 
@@ -210,7 +211,7 @@ def module_serve(
         pass
 
 
-# calls and audit ------------------------------------------------------------------------
+# calls ------------------------------------------------------------------------
 
 
 @app.command()
@@ -237,29 +238,6 @@ def call(
         print(json.dumps({"error": exc.to_dict()}, indent=2, ensure_ascii=False, default=str), file=sys.stderr)
         raise typer.Exit(1) from None
     _print_json(result)
-
-
-@audit_app.command("verify")
-@_user_errors
-def audit_verify(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
-    """Check the audit log's hash chain; name the first broken record (exit 1) if any."""
-    from runtime.audit import verify
-
-    with _state(project) as state:
-        path = state.audit_path
-    result = verify(path)
-    if as_json:
-        _print_json({"log": str(path), **vars(result)})
-    elif result.ok:
-        out.print(f"audit log intact: {result.records} records ({path})", highlight=False)
-    else:
-        err.print(
-            f"[bold red]audit log broken[/] at line {result.broken_line} (record seq {result.broken_seq}): {escape(result.problem)}",
-            highlight=False,
-        )
-        err.print(f"{result.records} records before it verify; {path}", highlight=False)
-    if not result.ok:
-        raise typer.Exit(1)
 
 
 def _with_manager(project: Path, fn) -> Any:

@@ -1,0 +1,102 @@
+"""`gati audit --probe`: the shipped probe module, in each backend present, is refused everything
+its manifest does not allow, and stopped at its limits. With a deliberately weakened policy
+installed the probe must fail and name what got through.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from runtime.audits.cli import audit_app
+from runtime.audits.probe import ATTEMPTS, PROBES, probe_dirs, run_probes
+from runtime.capabilities.policy import Decision, Policy
+
+
+async def test_wasm_probe_passes():
+    assert "wasm" in probe_dirs()
+    [wasm] = [p for p in await run_probes() if p.kind == "wasm"]
+    assert wasm.status == "passed", wasm
+    assert [o.attempt for o in wasm.outcomes] == [a.name for a in ATTEMPTS]
+    assert all(o.ok for o in wasm.outcomes)
+    detail = {o.attempt: o.detail for o in wasm.outcomes}
+    assert "resolves to 127.0.0.1" in detail["egress to a name resolving to 127.0.0.1"]
+    assert "resolves to 169.254.169.254" in detail["egress to the metadata address 169.254.169.254"]
+    assert {o.observed for o in wasm.outcomes if o.expected.startswith("refused")} == {"refused, audited"}
+
+
+class EnvAllowsAnything(Policy):
+    def env(self, name):
+        return Decision("env", name, True, rule="weakened")
+
+
+class NoAntiSsrf(Policy):
+    def egress_address(self, target, ip):
+        return Decision("egress", f"{target} ({ip})", True, rule="weakened")
+
+
+class FilesIgnoreGrants(Policy):
+    def file(self, guest_path, write):
+        decision, host = super().file(guest_path, write)
+        if decision.allowed:
+            return decision, host
+        # reads really reach the host path; writes go nowhere, so the test cannot litter the machine
+        host = Path("/nonexistent-gati-probe", guest_path.lstrip("/")) if write else Path(guest_path)
+        return Decision(decision.capability, guest_path, True, rule="weakened"), host
+
+
+class ModuleCallsUnchecked(Policy):
+    def module_call(self, module):
+        return Decision("module.call", module, True, rule="weakened")
+
+
+WEAKENED = {
+    EnvAllowsAnything: {"read an env name not declared"},
+    NoAntiSsrf: {"egress to a name resolving to 127.0.0.1", "egress to the metadata address 169.254.169.254"},
+    FilesIgnoreGrants: {"read a file outside its grants", "climb out of a grant with ..", "write to a read-only grant"},
+    ModuleCallsUnchecked: {"call a module not granted"},
+}
+
+
+@pytest.mark.parametrize("weakened", WEAKENED, ids=lambda c: c.__name__)
+async def test_probe_fails_under_a_weakened_policy(monkeypatch, tmp_path, weakened):
+    monkeypatch.setattr("runtime.host.Policy", weakened)  # what every Host builds its checks from
+    root = tmp_path / "probes"
+    shutil.copytree(PROBES / "wasm", root / "wasm")
+    [wasm] = await run_probes(root)
+    assert wasm.status == "failed"
+    failed = {o.attempt for o in wasm.outcomes if not o.ok}
+    assert failed == WEAKENED[weakened], [o for o in wasm.outcomes if not o.ok]
+
+
+def test_cli_probe_exit_status(monkeypatch, tmp_path):
+    monkeypatch.delenv("GATI_HOME", raising=False)
+    runner = CliRunner()
+    ok = runner.invoke(audit_app, ["--probe", "--format", "json", "--project", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    assert [p["status"] for p in json.loads(ok.output)["probes"] if p["kind"] == "wasm"] == ["passed"]
+
+    monkeypatch.setattr("runtime.host.Policy", EnvAllowsAnything)
+    bad = runner.invoke(audit_app, ["--probe", "--project", str(tmp_path)], terminal_width=80)
+    assert bad.exit_code == 1
+    assert "FAILED" in bad.output and "read an env name not declared" in bad.output
+
+
+async def test_backend_that_cannot_run_here_is_skipped_with_the_reason(tmp_path):
+    # A probe folder for a backend this runtime does not have: found by folder, reported, not fatal.
+    folder = tmp_path / "probes" / "nosuchkind"
+    shutil.copytree(PROBES / "wasm", folder)
+    [result] = await run_probes(tmp_path / "probes")
+    assert result.kind == "nosuchkind" and result.status == "skipped"
+    assert "no nosuchkind backend" in result.reason
+
+
+async def test_probe_with_a_different_manifest_is_refused(tmp_path):
+    folder = tmp_path / "probes" / "wasm"
+    shutil.copytree(PROBES / "wasm", folder)
+    manifest = folder / "module.toml"
+    manifest.write_text(manifest.read_text().replace('env = ["PROBE_ALLOWED"]', 'env = ["PROBE_ALLOWED", "HOME"]'))
+    [result] = await run_probes(tmp_path / "probes")
+    assert result.status == "failed" and "known [capabilities]" in result.reason
