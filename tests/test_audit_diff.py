@@ -3,6 +3,7 @@ manifests (hypothesis), whether given as files or as registered versions.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from runtime.manifest import Artifact, Capabilities, Limits, Manifest, Method, p
 from runtime.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "tests" / "modules" / "probe"
+PROBE = ROOT / "runtime" / "probes" / "wasm"
 
 RULES = ["https://api.example.com:443", "https://*.example.com:443", "http://10.0.0.7:8080", "tcp://db.internal:5432", "insecure:allow-all", "*://cdn.example.org:*"]
 PATHS = ["data", "/tmp/scratch", "out/", "config.json"]
@@ -82,10 +83,12 @@ def test_mode_change_shows_as_removed_and_added():
 def test_cli_diff_between_registered_versions(tmp_path, monkeypatch):
     monkeypatch.delenv("GATI_HOME", raising=False)
     folder = tmp_path / "probe"
-    shutil.copytree(PROBE, folder, ignore=shutil.ignore_patterns("*.wat", "build.sh"))
+    shutil.copytree(PROBE, folder, ignore=shutil.ignore_patterns("build.sh"))
+    manifest_file = folder / "module.toml"
+    text = re.sub(r"^egress = .*$", "egress = []", manifest_file.read_text(), flags=re.M)
+    manifest_file.write_text(text.replace("modules = []", 'modules = ["greet"]'))
     state = StateDir(tmp_path / ".gati")
     state.registry.register(folder)
-    manifest_file = folder / "module.toml"
     manifest_file.write_text(
         manifest_file.read_text()
         .replace('version = "1.0.0"', 'version = "1.1.0"')

@@ -26,7 +26,7 @@ from runtime.modules import ModuleManager
 from runtime.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "tests" / "modules" / "probe"
+PROBE = ROOT / "runtime" / "probes" / "wasm"
 CTX = CallContext(request_id="req-audit", trace_id="trace-audit", caller="test")
 TOKEN = "t" * 32
 
@@ -44,7 +44,7 @@ modules = ["greet"]
 
 def install(project: Path, port: int) -> Path:
     target = project / "modules" / "probe"
-    shutil.copytree(PROBE, target, ignore=shutil.ignore_patterns("*.wat", "build.sh"))
+    shutil.copytree(PROBE, target, ignore=shutil.ignore_patterns("build.sh"))
     manifest = target / "module.toml"
     text = manifest.read_text()
     start, end = text.index("[capabilities]"), text.index("[limits]")

@@ -1,11 +1,12 @@
 """WASM modules in real wasmtime: every host call checked and audited, limits that really stop work.
 
-Driven by tests/modules/probe (see probe.wat for its conventions), registered from a
-copy whose manifest each test may change.
+Driven by the audit's probe module runtime/probes/wasm (see probe.wat for its
+conventions), registered from a copy whose manifest each test may change.
 """
 
 import asyncio
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -28,22 +29,28 @@ from runtime.modules import ModuleManager
 from runtime.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "tests" / "modules" / "probe"
+PROBE = ROOT / "runtime" / "probes" / "wasm"
 GREET = ROOT / "sample_modules" / "greet-wat"
+
+
+def for_tests(manifest: str) -> str:
+    """The probe's manifest as these tests start from: no egress, may call greet, 2 s calls."""
+    manifest = re.sub(r"^egress = .*$", "egress = []", manifest, flags=re.M)
+    return manifest.replace("modules = []", 'modules = ["greet"]').replace("timeout_ms = 1000", "timeout_ms = 2000")
 
 
 def install(tmp_path: Path, source: Path, edit=None) -> Path:
     target = tmp_path / "modules" / source.name
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.wat", "*.c", "build.sh"))
-    if edit:
-        manifest = target / "module.toml"
-        manifest.write_text(edit(manifest.read_text()))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.c", "build.sh"))
+    manifest = target / "module.toml"
+    text = for_tests(manifest.read_text()) if source == PROBE else manifest.read_text()
+    manifest.write_text(edit(text) if edit else text)
     return target
 
 
 @pytest.fixture
 def state(tmp_path):
-    assert (PROBE / "build" / "probe.wasm").exists(), "build the test modules first: make modules"
+    assert (GREET / "build" / "greet.wasm").exists(), "build the sample modules first: make modules"
     state = StateDir(tmp_path / "state")
     yield state
     state.close()
@@ -104,7 +111,7 @@ async def test_files_inside_grant_readable_outside_denied(state, manager, tmp_pa
 async def test_rw_grant_allows_writes(state, manager, tmp_path):
     register(state, tmp_path, edit=lambda t: t.replace('"data" = "ro"', '"data" = "rw"'))
     assert (await probe(manager, "file_write", "/data/new.txt"))["status"] == 0
-    assert (tmp_path / "modules" / "probe" / "data" / "new.txt").read_text() == "written by probe\n"
+    assert (tmp_path / "modules" / "wasm" / "data" / "new.txt").read_text() == "written by probe\n"
 
 
 async def test_secret_and_kv(state, manager, tmp_path, monkeypatch):
