@@ -86,8 +86,7 @@ class Registry:
 
     def register(self, path: str | Path) -> Registration:
         loaded = load_manifest(path)
-        artifact = loaded.artifact_path()
-        digest = sha256_file(artifact) if artifact else _image_or_none(loaded.manifest)
+        digest = _artifact_digest(loaded)
         now = time.time()
         self._db.execute(
             "INSERT OR REPLACE INTO modules VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -144,6 +143,12 @@ class Registry:
         self._db.close()
 
 
-def _image_or_none(manifest: Manifest) -> str:
-    # Container images are pinned by digest in their own backend; until then record the reference.
-    return manifest.artifact.image or manifest.artifact.build or ""
+def _artifact_digest(loaded: LoadedManifest) -> str:
+    if loaded.manifest.kind == "oci":
+        # A container module's artifact is an image: its backend builds it (for `build`) and
+        # gives its image ID, which it checks again before running it.
+        from sandboxes.oci.images import register_image
+
+        return register_image(loaded)
+    artifact = loaded.artifact_path()
+    return sha256_file(artifact) if artifact else ""

@@ -174,8 +174,11 @@ class ProcessSandbox:
             log.warning("%s.%s timed out: killing and replacing its instance", self.name, method)
             await self._retire(instance, crashed=False)
             raise
-        except ModuleCrashed:
+        except ModuleCrashed as err:
             await self._retire(instance, crashed=True)
+            reason = instance.process.exit_reason() if instance.process else None
+            if reason:  # e.g. out of memory, or killed from outside: what the caller can act on
+                raise ModuleCrashed(f"{err.message}; {reason}", fix=err.fix, **err.details, exit=reason) from None
             raise
 
     async def _pick(self) -> Instance:
