@@ -1,6 +1,6 @@
 """A container module called through gctx.modules against bare grpcio and bare `docker run`.
 
-Everything runs against the real engine with the test probe (tests/modules/probe-oci),
+Everything runs against the real engine with the test probe (runtime/probes/oci),
 its `echo` method, in one process and one run:
 
 - call latency (p50/p99) and calls/s through the module client, against a bare grpcio
@@ -36,7 +36,7 @@ from runtime.modules import ModuleManager
 from runtime.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "tests" / "modules" / "probe-oci"
+PROBE = ROOT / "runtime" / "probes" / "oci"
 N = 2000
 COLD = 8
 CONCURRENCY = 16

@@ -1,6 +1,6 @@
 """Container modules in the real Docker engine: hardened containers, every way out refused.
 
-Driven by tests/modules/probe-oci (a Python SDK module whose methods each attempt one
+Driven by runtime/probes/oci (a Python SDK module whose methods each attempt one
 thing and report what happened), registered from a copy whose manifest a test may change.
 The first run builds the base images (debootstrap, about a minute); later runs reuse them.
 """
@@ -27,9 +27,9 @@ from sandboxes.oci.containers import state_label
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(available() is not None, reason=f"container modules need a Docker engine: {available()}")]
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "tests" / "modules" / "probe-oci"
+PROBE = ROOT / "runtime" / "probes" / "oci"
 ENVIRON = {"PROBE_ALLOWED": "yes", "GATI_TEST_HIDDEN": "host-only-value"}
-EGRESS_HOSTS = {"metadata.test": "169.254.169.254", "private.test": "127.0.0.1"}
+EGRESS_HOSTS = {"metadata.probe": "169.254.169.254", "private.probe": "127.0.0.1"}
 CTX = CallContext(request_id="req-oci", trace_id="trace-oci", caller="test")
 
 
@@ -170,7 +170,7 @@ async def test_proxy_refuses_a_host_not_granted(state, manager, tmp_path):
     await still_serving(manager)
 
 
-@pytest.mark.parametrize("name, address", [("private.test", "127.0.0.1"), ("metadata.test", "169.254.169.254")])
+@pytest.mark.parametrize("name, address", [("private.probe", "127.0.0.1"), ("metadata.probe", "169.254.169.254")])
 async def test_granted_names_resolving_to_private_addresses_are_refused(state, manager, tmp_path, name, address):
     state.registry.register(install(tmp_path))
     through_proxy = await probe(manager, "proxy_get", f"http://{name}/latest/meta-data")
