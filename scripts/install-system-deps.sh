@@ -14,6 +14,14 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
+# Native sample modules in Go, built offline against Debian's Go sources (sample_modules/shortlink-go).
+command -v go >/dev/null || need+=(golang-go)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v protoc-gen-go >/dev/null || need+=(protoc-gen-go)
+command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || need+=(golang-google-grpc-dev)
+[ -d /usr/share/gocode/src/google.golang.org/protobuf ] || need+=(golang-google-protobuf-dev)
+grep -qs protoimpl /usr/share/gocode/src/github.com/golang/protobuf/proto/proto.go || need+=(golang-github-golang-protobuf-1-5-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

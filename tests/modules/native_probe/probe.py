@@ -8,11 +8,9 @@ can assert that the attempt was made and how it failed, and that the module stil
 import errno
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 

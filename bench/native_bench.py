@@ -1,0 +1,159 @@
+"""Native modules (bubblewrap) against their bare baselines, measured in the same run.
+
+1. A call: shortlink.preview (Go, no host call) through ModuleManager, against a bare
+   grpc.aio call of the same RPC to the same process over the same Unix socket.
+   Goal: at most 1.2x.
+2. A cold start to the first answer (ModuleManager: verify the artifact, cgroups, host
+   service, bwrap, egress proxy, handshake, health, first call), against a bare `bwrap` exec
+   of the same binary until it prints its handshake line. Goal: at most 1.5x.
+
+Run: .venv/bin/python -m bench.native_bench    (needs bwrap and `make modules`)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
+
+from bench.common import percentiles, table, time_async
+from runtime.call import CallContext
+from runtime.modules import ModuleManager
+from runtime.state import StateDir
+from sandboxes.native import bwrap
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = ROOT / "sample_modules" / "shortlink-go"
+PAYLOAD = {"url": "https://www.debian.org/releases/bookworm/"}
+CALLS = 2000
+STARTS = 20
+CTX = CallContext(request_id="bench", caller="handler:/bench")
+
+
+async def calls(state: StateDir) -> list[tuple[str, dict]]:
+    manager = ModuleManager(state)
+    try:
+        expected = await manager.call("shortlink", "preview", PAYLOAD, ctx=CTX)
+        instance = manager._running["shortlink"].sandbox.instances[0]
+        channel = grpc.aio.insecure_channel(f"unix:{instance.run_dir / 'module.sock'}")
+        stub = module_pb2_grpc.ModuleServiceStub(channel)
+        request = module_pb2.CallRequest(
+            method="preview", payload=json.dumps(PAYLOAD).encode(), context=module_pb2.CallContext(request_id="bench", timeout_ms=2000)
+        )
+
+        async def bare():
+            reply = await stub.Call(request, timeout=2.0)
+            return json.loads(reply.payload)
+
+        async def gati():
+            return await manager.call("shortlink", "preview", PAYLOAD, ctx=CTX)
+
+        assert await bare() == expected == await gati()
+        for _ in range(200):  # warm both paths
+            await bare()
+            await gati()
+        rows = [("bare grpc.aio Call, same socket", percentiles(await time_async(bare, CALLS))),
+                ("ModuleManager.call (native)", percentiles(await time_async(gati, CALLS)))]
+        await channel.close()
+        return rows
+    finally:
+        await manager.close()
+
+
+def minimal_argv(binary: Path, run_dir: Path) -> list[str]:
+    """As few bwrap options as let the binary run (it is static)."""
+    return [
+        "bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", str(binary), "/app/shortlink",
+        "--bind", str(run_dir), "/run/gati", "--proc", "/proc", "--dev", "/dev", "--clearenv",
+        "--setenv", "GATI_MODULE_SOCKET", "/run/gati/module.sock", "--setenv", "GATI_HOST_SOCKET", "/run/gati/host.sock",
+        "--", "/app/shortlink",
+    ]
+
+
+def gati_argv(registration, run_dir: Path, info_fd: int, block_fd: int) -> list[str]:
+    """The very command line the native sandbox runs (same mounts, namespaces, env), minus cgroups."""
+    return bwrap.command(
+        artifact=registration.loaded.artifact_path(), args=[], run_dir=run_dir, guest_run_dir="/run/gati",
+        env={"GATI_MODULE_SOCKET": "/run/gati/module.sock", "GATI_HOST_SOCKET": "/run/gati/host.sock"},
+        grants=registration.loaded.file_grants(), extra_ro={}, tmp_bytes=64 << 20, info_fd=info_fd, block_fd=block_fd,
+    )
+
+
+async def bare_bwrap_start(argv: list[str], run_dir: Path, pass_fds=()) -> float:
+    """bwrap exec of the binary until it prints its handshake line."""
+    for stale in run_dir.iterdir():
+        stale.unlink()
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, pass_fds=pass_fds)
+    line = await proc.stdout.readline()
+    elapsed = time.perf_counter() - started
+    assert line.startswith(b"GATI|1|unix|"), line
+    proc.kill()
+    await proc.wait()
+    return elapsed
+
+
+async def gati_start(state: StateDir) -> float:
+    manager = ModuleManager(state)
+    started = time.perf_counter()
+    await manager.call("shortlink", "preview", PAYLOAD, ctx=CTX)
+    elapsed = time.perf_counter() - started
+    await manager.close()
+    return elapsed
+
+
+async def cold_starts(state: StateDir, tmp: Path) -> list[tuple[str, dict]]:
+    registration = state.registry.get("shortlink")
+    run_dir = tmp / "bare-run"
+    run_dir.mkdir()
+    info_r, info_w = os.pipe()  # bwrap writes its child's pid there; nobody reads it here
+    block_r, block_w = os.pipe()
+    os.write(block_w, b"1" * STARTS)  # one byte releases one sandbox at once
+    minimal, same, gati = [], [], []
+    await gati_start(state)  # page cache, python imports
+    try:
+        for _ in range(STARTS):  # interleaved, so drift hits all alike
+            minimal.append(await bare_bwrap_start(minimal_argv(registration.loaded.artifact_path(), run_dir), run_dir))
+            same.append(await bare_bwrap_start(gati_argv(registration, run_dir, info_w, block_r), run_dir, (info_w, block_r)))
+            os.read(info_r, 4096)
+            gati.append(await gati_start(state))
+    finally:
+        for fd in (info_r, info_w, block_r, block_w):
+            os.close(fd)
+    return [
+        ("bare bwrap exec to handshake line", percentiles(minimal)),
+        ("bare bwrap, gati's command line, to handshake", percentiles(same)),
+        ("ModuleManager: start to first answer", percentiles(gati)),
+    ]
+
+
+async def run() -> None:
+    if shutil.which("bwrap") is None or not (MODULE / "build" / "shortlink").exists():
+        print("native_bench: skipped (needs bwrap and sample_modules/shortlink-go built: make modules)")
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="gati-bench-"))
+    try:
+        state = StateDir(tmp / "state")
+        state.registry.register(MODULE)
+        table(f"Native call: shortlink.preview (Go), {CALLS} calls each", await calls(state),
+              "bare grpc.aio Call, same socket", "ModuleManager <= 1.2x bare")
+        table(f"Native cold start, {STARTS} starts each", await cold_starts(state, tmp),
+              "bare bwrap exec to handshake line", "start to first answer <= 1.5x bare")
+        state.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    return run()
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
