@@ -11,20 +11,27 @@ import pytest
 from typer.testing import CliRunner
 
 from runtime.audits.cli import audit_app
-from runtime.audits.probe import ATTEMPTS, PROBES, probe_dirs, run_probes
+from runtime.audits.probe import ATTEMPTS, PROBES, probe_backend, probe_dirs, run_probes
 from runtime.capabilities.policy import Decision, Policy
 
 
-async def test_wasm_probe_passes():
-    assert "wasm" in probe_dirs()
-    [wasm] = [p for p in await run_probes() if p.kind == "wasm"]
-    assert wasm.status == "passed", wasm
-    assert [o.attempt for o in wasm.outcomes] == [a.name for a in ATTEMPTS]
-    assert all(o.ok for o in wasm.outcomes)
-    detail = {o.attempt: o.detail for o in wasm.outcomes}
+def test_every_backend_ships_a_probe():
+    assert set(probe_dirs()) == {"wasm", "oci", "native"}
+
+
+@pytest.mark.parametrize("kind", ["wasm", "oci", "native"])
+async def test_each_backend_present_passes_its_probe(kind):
+    result = await probe_backend(kind, probe_dirs()[kind])
+    if result.status == "skipped":  # only when the backend cannot run on this machine
+        assert kind != "wasm" and result.reason
+        pytest.skip(result.reason)
+    assert result.status == "passed", result
+    assert [o.attempt for o in result.outcomes] == [a.name for a in ATTEMPTS]
+    assert all(o.ok for o in result.outcomes)
+    detail = {o.attempt: o.detail for o in result.outcomes}
     assert "resolves to 127.0.0.1" in detail["egress to a name resolving to 127.0.0.1"]
     assert "resolves to 169.254.169.254" in detail["egress to the metadata address 169.254.169.254"]
-    assert {o.observed for o in wasm.outcomes if o.expected.startswith("refused")} == {"refused, audited"}
+    assert {o.observed for o in result.outcomes if o.expected.startswith("refused")} == {"refused, audited"}
 
 
 class EnvAllowsAnything(Policy):

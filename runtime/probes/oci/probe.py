@@ -1,6 +1,7 @@
-"""The container probe: each method attempts one thing and reports what happened, never raising.
+#!/usr/bin/python3
+"""The Python probe (the oci probe, and the native one through a symlink): each method attempts one thing and reports what happened, never raising.
 
-Host-call methods follow the probe contract of tests/modules/probe/probe.wat
+Host-call methods follow the probe contract of runtime/probes/wasm/probe.wat
 ({"status": 0 ok | 1 denied | 2 not found | 3 error, "result": ...}); the others try
 to get out of the container directly and report the error the kernel gave.
 """
