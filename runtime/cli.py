@@ -15,22 +15,20 @@ it and exit 1, without a traceback.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import sys
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from runtime.audits.cli import audit_app
+from runtime.cli_common import JsonOpt, ProjectOpt, err, open_state, out, print_json, user_errors
 from runtime.errors import BadPayload, GatiError
 
 app = typer.Typer(name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=False)
@@ -38,52 +36,20 @@ module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no
 app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
 
-out = Console(soft_wrap=True)  # long paths stay on one line, copy-pasteable
-err = Console(stderr=True, soft_wrap=True)
-
-ProjectOpt = Annotated[
-    Path, typer.Option("--project", "-p", help="Project directory; its .gati/ holds the state unless $GATI_HOME is set.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
-def _user_errors(fn):
-    """A GatiError is the user's to fix: print message and fix, exit 1, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GatiError as exc:
-            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
-            if exc.fix:
-                err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
-@contextmanager
-def _state(project: Path) -> Iterator[Any]:
-    from runtime.state import StateDir
-
-    state = StateDir.open(project)
-    try:
-        yield state
-    finally:
-        state.close()
 
 
-def _print_json(value: Any) -> None:
-    # Plain print, not rich: machine output must not be wrapped or coloured.
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
 
 
 # project --------------------------------------------------------------------------------
 
 
 @app.command()
-@_user_errors
+@user_errors
 def init(directory: Annotated[Path, typer.Argument(help="Where to create the project (new or empty).")]) -> None:
     """Scaffold a project: handlers/, modules/hello (a WebAssembly module) and gati.toml."""
     from runtime.project import scaffold
@@ -98,7 +64,7 @@ def init(directory: Annotated[Path, typer.Argument(help="Where to create the pro
 
 
 @app.command()
-@_user_errors
+@user_errors
 def serve(
     directory: Annotated[Path, typer.Argument(help="The project to serve.")] = Path("."),
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (default: host in gati.toml, section \\[server]).")] = None,
@@ -127,25 +93,25 @@ def serve(
 
 
 @module_app.command("register")
-@_user_errors
+@user_errors
 def module_register(
     path: Annotated[Path, typer.Argument(help="A module folder holding module.toml (or the file itself).")],
     project: ProjectOpt = Path("."),
 ) -> None:
     """Register a module (again, after a rebuild): validates its manifest and records its artifact's sha256."""
-    with _state(project) as state:
+    with open_state(project) as state:
         s = state.registry.register(path).summary()
     out.print(f"registered {s['name']} {s['version']} ({s['kind']}), sha256 {s['artifact_sha256'][:12]}", highlight=False)
 
 
 @module_app.command("list")
-@_user_errors
+@user_errors
 def module_list(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """List registered modules (the newest version of each)."""
-    with _state(project) as state:
+    with open_state(project) as state:
         summaries = [r.summary() for r in state.registry.all()]
     if as_json:
-        return _print_json(summaries)
+        return print_json(summaries)
     if not summaries:
         out.print("no modules registered; add one with: gati module register PATH")
         return
@@ -156,10 +122,10 @@ def module_list(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> No
 
 
 @module_app.command("show")
-@_user_errors
+@user_errors
 def module_show(name: str, project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Show one module: summary, methods, capabilities and limits."""
-    with _state(project) as state:
+    with open_state(project) as state:
         reg = state.registry.get(name)
     m = reg.manifest
     info = {
@@ -170,7 +136,7 @@ def module_show(name: str, project: ProjectOpt = Path("."), as_json: JsonOpt = F
         "limits": msgspec.to_builtins(m.limits),
     }
     if as_json:
-        return _print_json(info)
+        return print_json(info)
     table = Table(show_header=False, box=None)
     for key in ("name", "version", "kind", "description", "manifest", "artifact_sha256"):
         table.add_row(f"[bold]{key}[/]", escape(str(info[key])))
@@ -183,16 +149,16 @@ def module_show(name: str, project: ProjectOpt = Path("."), as_json: JsonOpt = F
 
 
 @module_app.command("remove")
-@_user_errors
+@user_errors
 def module_remove(name: str, project: ProjectOpt = Path(".")) -> None:
     """Forget a module (every registered version of it)."""
-    with _state(project) as state:
+    with open_state(project) as state:
         count = state.registry.remove(name)
     out.print(f"removed {name} ({count} version{'s' if count != 1 else ''})", highlight=False)
 
 
 @module_app.command("serve")
-@_user_errors
+@user_errors
 def module_serve(
     name: str,
     listen: Annotated[str, typer.Option(help="Where to listen, e.g. unix:/tmp/greet.sock")],
@@ -237,7 +203,7 @@ def call(
     except GatiError as exc:
         print(json.dumps({"error": exc.to_dict()}, indent=2, ensure_ascii=False, default=str), file=sys.stderr)
         raise typer.Exit(1) from None
-    _print_json(result)
+    print_json(result)
 
 
 def _with_manager(project: Path, fn) -> Any:
@@ -248,7 +214,7 @@ def _with_manager(project: Path, fn) -> Any:
     settings = load_settings(project)
 
     async def run() -> Any:
-        with _state(project) as state:
+        with open_state(project) as state:
             manager = ModuleManager(state, egress_hosts=dict(settings.egress.hosts))
             try:
                 return await fn(manager)

@@ -11,19 +11,16 @@ diff widens permissions under --fail-on-added, or the chain is broken (verify).
 
 from __future__ import annotations
 
-import functools
 import json
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from runtime.errors import GatiError
+from runtime.cli_common import ProjectOpt, err, open_state, out, user_errors
 
 
 class _ReportByDefault(TyperGroup):
@@ -42,8 +39,6 @@ audit_app = typer.Typer(
     add_completion=False,
 )
 
-out = Console()
-err = Console(stderr=True)
 
 
 class Format(str, Enum):
@@ -58,38 +53,14 @@ class Severity(str, Enum):
     low = "low"
 
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project directory; its .gati/ holds the state unless $GATI_HOME is set.")]
 
 
-@contextmanager
-def _state(project: Path) -> Iterator:
-    from runtime.state import StateDir
-
-    state = StateDir.open(project)
-    try:
-        yield state
-    finally:
-        state.close()
 
 
-def _user_errors(fn):
-    """A GatiError is the user's to fix: message and fix on stderr, exit 1, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GatiError as exc:
-            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
-            if exc.fix:
-                err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @audit_app.command("report")
-@_user_errors
+@user_errors
 def report(
     modules: Annotated[Optional[list[str]], typer.Argument(help="Modules to audit (default: all registered or logged).")] = None,
     since: Annotated[Optional[str], typer.Option(help='Start of the window: "24h", "7d" ago, an ISO time, or epoch seconds.')] = None,
@@ -107,7 +78,7 @@ def report(
 
     window = parse_when(since), parse_when(until)
     results = probes.run() if probe else None
-    with _state(project) as state:
+    with open_state(project) as state:
         result = build_report(state, modules or (), *window, learn=learn, probes=results)
     if format is Format.json:
         print(to_json(result))
@@ -120,7 +91,7 @@ def report(
 
 
 @audit_app.command("diff")
-@_user_errors
+@user_errors
 def diff(
     old: Annotated[str, typer.Argument(help="module.toml, a module folder, or a registered name[@version].")],
     new: Annotated[str, typer.Argument(help="The same forms.")],
@@ -131,7 +102,7 @@ def diff(
     """The permission difference between two manifests or two registered versions."""
     from runtime.audits.diff import diff as permission_diff, resolve
 
-    with _state(project) as state:
+    with open_state(project) as state:
         (old_label, old_m), (new_label, new_m) = resolve(old, state.registry), resolve(new, state.registry)
     d = permission_diff(old_m, new_m, old_label, new_label)
     if as_json:
@@ -153,7 +124,7 @@ def diff(
 
 
 @audit_app.command("verify")
-@_user_errors
+@user_errors
 def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     project: ProjectOpt = Path("."),
@@ -161,7 +132,7 @@ def verify(
     """Check the audit log's hash chain; name the first broken record (exit 1) if any."""
     from runtime.audit import verify as verify_chain
 
-    with _state(project) as state:
+    with open_state(project) as state:
         path = state.audit_path
     result = verify_chain(path)
     if as_json:

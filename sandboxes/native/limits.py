@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from runtime.manifest import Limits
+from sandboxes.process.sandbox import pid_alive
 
 log = logging.getLogger("gati.native")
 
@@ -168,7 +169,7 @@ def _own_cgroups() -> dict[str, str]:
 def _remove_stale(base: Path) -> None:
     """Remove the cgroups of runtimes that are gone, and kill whatever still runs in them."""
     for entry in base.iterdir():
-        if entry.is_dir() and entry.name.isdigit() and not _alive(int(entry.name)):
+        if entry.is_dir() and entry.name.isdigit() and not pid_alive(int(entry.name)):
             log.warning("native sandbox: removing cgroups left by runtime %s", entry.name)
             _remove_tree(entry)
 
@@ -197,12 +198,3 @@ def _remove_tree(path: Path, timeout_s: float = 2.0) -> None:
                 return
             time.sleep(0.01)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True

@@ -50,7 +50,7 @@ def runs_root(state_path: Path) -> Path:
     base = Path(tempfile.gettempdir()) / "gati-run" / hashlib.sha256(str(state_path).encode()).hexdigest()[:12]
     base.mkdir(parents=True, exist_ok=True)
     for stale in base.iterdir():
-        if stale.name.isdigit() and not _pid_alive(int(stale.name)):
+        if stale.name.isdigit() and not pid_alive(int(stale.name)):
             shutil.rmtree(stale, ignore_errors=True)
     root = base / str(os.getpid())
     root.mkdir(exist_ok=True)
@@ -59,7 +59,7 @@ def runs_root(state_path: Path) -> Path:
     return root
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
