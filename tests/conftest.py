@@ -3,7 +3,27 @@
 import textwrap
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
+
+@pytest.fixture
+async def origin():
+    """An HTTP server on 127.0.0.1 (a port of its own) answering every GET with {"path": PATH}; yields the port.
+
+    What egress tests reach, or must not reach: a loopback address needs a rule naming it."""
+
+    async def answer(request):
+        return web.json_response({"path": request.path})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield site._server.sockets[0].getsockname()[1]
+    await runner.cleanup()
 
 
 @pytest.fixture

@@ -52,19 +52,6 @@ def install(project: Path, port: int) -> Path:
     return target
 
 
-@pytest.fixture
-async def http_server():
-    async def hello(request):
-        return web.json_response({"path": request.path})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 @pytest.fixture
@@ -110,9 +97,9 @@ async def run_calls(state, calls):
 
 
 @pytest.fixture
-async def exercised(state, project, http_server):
+async def exercised(state, project, origin):
     """The probe registered with wide grants, then made to use part of them and to be refused."""
-    port = http_server
+    port = origin
     state.registry.register(install(project, port))
     replies = await run_calls(state, allowed_calls(port) + REFUSED_CALLS)
     assert [r["status"] for r in replies] == [0] * 6 + [1] * 3, replies

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from aiohttp import web
 
 from runtime.audit import read_events
 from runtime.call import CallContext
@@ -36,20 +35,6 @@ print(json.dumps(out))
 """ % PROXY_PORT
 
 
-async def ok(request):
-    return web.json_response({"ok": True})
-
-
-@pytest.fixture
-async def origin():
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", ok)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 async def test_proxy_in_a_network_namespace(tmp_path, origin):

@@ -8,11 +8,9 @@ import asyncio
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from runtime.audit import read_events, verify
 from runtime.call import CallContext
@@ -139,34 +137,21 @@ async def test_module_calls_only_declared_modules(state, manager, tmp_path):
     assert all(e["caller"] == "module:probe" and e["request_id"] == "req-1" for e in nested)
 
 
-@pytest.fixture
-async def http_server():
-    async def hello(request):
-        return web.json_response({"path": request.path})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 def egress(rules):
     return lambda t: t.replace("egress = []", f"egress = {json.dumps(rules)}")
 
 
-async def test_egress_allowed_to_a_named_address(state, manager, tmp_path, http_server):
-    register(state, tmp_path, edit=egress([f"http://127.0.0.1:{http_server}"]))
-    reply = await probe(manager, "http", {"method": "GET", "url": f"http://127.0.0.1:{http_server}/x"})
+async def test_egress_allowed_to_a_named_address(state, manager, tmp_path, origin):
+    register(state, tmp_path, edit=egress([f"http://127.0.0.1:{origin}"]))
+    reply = await probe(manager, "http", {"method": "GET", "url": f"http://127.0.0.1:{origin}/x"})
     assert reply["status"] == 0 and reply["result"]["status"] == 200
     assert json.loads(reply["result"]["body"]) == {"path": "/x"}
 
 
-async def test_egress_denials(state, manager, tmp_path, http_server):
-    port = http_server
+async def test_egress_denials(state, manager, tmp_path, origin):
+    port = origin
     register(state, tmp_path, edit=egress([f"http://localhost:{port}", "http://metadata.test:80", "https://*.example.com:443"]))
     cases = {
         "http://not-granted.example.net/": "no egress rule matches",
@@ -186,9 +171,9 @@ async def test_egress_denials(state, manager, tmp_path, http_server):
     assert await probe(manager, "echo", 1) == 1  # still serving
 
 
-async def test_allow_all_still_refuses_private_addresses(state, manager, tmp_path, http_server):
+async def test_allow_all_still_refuses_private_addresses(state, manager, tmp_path, origin):
     register(state, tmp_path, edit=egress(["insecure:allow-all"]))
-    reply = await probe(manager, "http", {"method": "GET", "url": f"http://localhost:{http_server}/"})
+    reply = await probe(manager, "http", {"method": "GET", "url": f"http://localhost:{origin}/"})
     assert reply["status"] == 1 and "resolves to 127.0.0.1" in reply["result"]["reason"]
 
 
