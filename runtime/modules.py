@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 from runtime.call import MAX_CALL_DEPTH, CallContext, request_context
 from runtime.errors import BadPayload, GatiError, MethodNotFound, ModuleBusy, ModuleTimeout
@@ -88,8 +89,36 @@ class ModuleManager:
         self._running: dict[str, _Running] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._backends: dict = {}  # shared per-backend state (wasm engines, ...)
+        # Told of every call: (module, method, outcome "ok" or an error code, seconds). The app records metrics with it.
+        self.observer: Callable[[str, str, str, float], None] | None = None
+
+    def health(self) -> dict[str, str]:
+        """Each registered module: "ok" (started), "down" (its sandbox says it is unhealthy) or "idle" (not started yet).
+
+        A backend reports health through an optional `healthy() -> bool` on its sandbox."""
+        out = {}
+        for name in self.state.registry.names():
+            running = self._running.get(name)
+            healthy = getattr(running.sandbox, "healthy", None) if running else None
+            out[name] = "idle" if running is None else "down" if callable(healthy) and not healthy() else "ok"
+        return out
 
     async def call(self, module: str, method: str, payload: Any = None, *, ctx: CallContext | None = None) -> Any:
+        if self.observer is None:
+            return await self._call(module, method, payload, ctx)
+        start, outcome = time.perf_counter(), "ok"
+        try:
+            return await self._call(module, method, payload, ctx)
+        except GatiError as err:
+            outcome = err.code
+            raise
+        except BaseException as err:
+            outcome = type(err).__name__
+            raise
+        finally:
+            self.observer(module, method, outcome, time.perf_counter() - start)
+
+    async def _call(self, module: str, method: str, payload: Any, ctx: CallContext | None) -> Any:
         ctx = ctx or request_context.get()
         if ctx.depth > MAX_CALL_DEPTH:
             raise GatiError(f"module call chain deeper than {MAX_CALL_DEPTH} (a loop?) at {module}.{method}", module=module)

@@ -1,9 +1,24 @@
-"""A gati project on disk: `gati.toml`, `handlers/`, `modules/`; and `gati init`, which scaffolds one.
+"""A gati project on disk: `gati.toml`, `handlers/`, `modules/`, `hooks.py`; and `gati init`.
 
     [server]
     host = "127.0.0.1"
     port = 8080
-    handler_timeout_ms = 30000
+    handler_timeout_ms = 30000        # the whole lifecycle: before hooks, handler, after hooks
+    hook_timeout_ms = 5000            # each hook, unless hook(fn, timeout_ms=...) says otherwise
+    health_path = "/healthz"          # liveness; "" turns an endpoint off
+    ready_path = "/readyz"            # readiness: started, not stopping, modules and pub/sub healthy
+    metrics_path = "/metrics"         # Prometheus
+
+    [ingress]
+    max_body_bytes = 1048576          # 413 past this; a handler file may set MAX_BODY_BYTES
+    rate_limit = ""                   # default per route and client, e.g. "100/s"; files set RATE_LIMIT
+    trust_request_id = false          # true: keep a caller's X-Request-Id (behind a proxy that sets it)
+    api_key_header = "X-API-Key"
+
+    [auth]                            # see runtime/auth.py
+    [secrets]                         # providers = ["env", "file"], file = "secrets.toml", ttl_s = 30
+    [pubsub]                          # backend = "memory" | "nats", url, queue_size, publish_timeout_ms
+    [audit]                           # executions = true (executions.jsonl), snapshots = false
 
     [modules]
     paths = ["../shared/thumbs"]      # module folders outside modules/, relative to the project
@@ -49,6 +64,52 @@ class Server(_Strict):
     host: str = "127.0.0.1"
     port: int = 8080
     handler_timeout_ms: int = 30_000
+    hook_timeout_ms: int = 5_000
+    health_path: str = "/healthz"
+    ready_path: str = "/readyz"
+    metrics_path: str = "/metrics"
+
+
+class Ingress(_Strict):
+    max_body_bytes: int = 1024 * 1024
+    rate_limit: str = ""
+    trust_request_id: bool = False
+    api_key_header: str = "X-API-Key"
+
+
+class ApiKey(_Strict):
+    secret: str
+    roles: list[str] = []
+
+
+class Auth(_Strict):
+    jwt_secret: str = ""
+    jwt_algorithms: list[str] = msgspec.field(default_factory=lambda: ["HS256"])
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_s: float = 0
+    roles_claim: str = "roles"
+    api_keys: dict[str, ApiKey] = {}
+
+
+class SecretsSettings(_Strict):
+    providers: list[str] = msgspec.field(default_factory=lambda: ["env", "file"])
+    env_prefix: str = "GATI_SECRET_"
+    file: str = "secrets.toml"
+    ttl_s: float = 30.0
+
+
+class PubSub(_Strict):
+    backend: str = "memory"
+    url: str = "nats://127.0.0.1:4222"
+    queue_size: int = 1000
+    publish_timeout_ms: int = 1000
+    subject_prefix: str = "gati."
+
+
+class AuditSettings(_Strict):
+    executions: bool = True
+    snapshots: bool = False
 
 
 class Modules(_Strict):
@@ -61,6 +122,11 @@ class Egress(_Strict):
 
 class Settings(_Strict):
     server: Server = Server()
+    ingress: Ingress = Ingress()
+    auth: Auth = Auth()
+    secrets: SecretsSettings = SecretsSettings()
+    pubsub: PubSub = PubSub()
+    audit: AuditSettings = AuditSettings()
     modules: Modules = Modules()
     egress: Egress = Egress()
     config: dict[str, Any] = {}
@@ -74,6 +140,10 @@ class Project:
     @property
     def handlers_dir(self) -> Path:
         return self.dir / "handlers"
+
+    @property
+    def hooks_file(self) -> Path:
+        return self.dir / "hooks.py"
 
     def module_dirs(self) -> list[Path]:
         """Every module folder to register on start: modules/*/ with a module.toml, then [modules] paths."""
@@ -115,13 +185,36 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         unknown = re.match(r"Object contains unknown field `(.+)`", problem)
         if unknown:
             key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
-            fix = "remove it; known sections are [server], [modules], [egress] and [config] (free-form)"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
     if not 0 < settings.server.port < 65536:
         raise ProjectError(file, "server.port", f"{settings.server.port} is not a TCP port", "use 1-65535")
-    if settings.server.handler_timeout_ms <= 0:
-        raise ProjectError(file, "server.handler_timeout_ms", "must be positive", "e.g. handler_timeout_ms = 30000")
+    for key, value, example in (
+        ("server.handler_timeout_ms", settings.server.handler_timeout_ms, "handler_timeout_ms = 30000"),
+        ("server.hook_timeout_ms", settings.server.hook_timeout_ms, "hook_timeout_ms = 5000"),
+        ("ingress.max_body_bytes", settings.ingress.max_body_bytes, "max_body_bytes = 1048576"),
+        ("pubsub.queue_size", settings.pubsub.queue_size, "queue_size = 1000"),
+        ("pubsub.publish_timeout_ms", settings.pubsub.publish_timeout_ms, "publish_timeout_ms = 1000"),
+    ):
+        if value <= 0:
+            raise ProjectError(file, key, "must be positive", f"e.g. {example}")
+    for key in ("health_path", "ready_path", "metrics_path"):
+        path = getattr(settings.server, key)
+        if path and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
+            raise ProjectError(file, f"server.{key}", f"{path!r} is not a URL path", 'e.g. "/metrics", or "" to turn it off')
+    if settings.pubsub.backend not in ("memory", "nats"):
+        raise ProjectError(file, "pubsub.backend", f"unknown backend {settings.pubsub.backend!r}", 'use "memory" or "nats"')
+    unknown = set(settings.secrets.providers) - {"env", "file"}
+    if unknown:
+        raise ProjectError(file, "secrets.providers", f"unknown provider(s) {sorted(unknown)}", 'use "env" and/or "file"')
+    if settings.ingress.rate_limit:
+        from runtime.ratelimit import Rate
+
+        try:
+            Rate.parse(settings.ingress.rate_limit)
+        except ValueError as exc:
+            raise ProjectError(file, "ingress.rate_limit", str(exc), 'e.g. rate_limit = "100/s"') from None
     return settings
 
 

@@ -18,6 +18,8 @@ def _to_builtin(obj: Any) -> Any:
         return dict(obj)
     if isinstance(obj, tuple):
         return list(obj)
+    if isinstance(obj, str):  # str subclasses, such as the header names of req.headers
+        return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON-encodable: return dicts, lists, strings, numbers, booleans or None")
 
 
@@ -40,6 +42,14 @@ class Response:
     @property
     def has_body(self) -> bool:
         return self._body is not None
+
+    @property
+    def content(self) -> bytes | None:
+        return self._body
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("Content-Type", self._content_type)
 
     def status(self, code: int) -> "Response":
         if not isinstance(code, int) or not 100 <= code <= 599:

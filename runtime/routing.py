@@ -5,8 +5,23 @@
     handlers/users/[id].py       ->  /users/{id}
     handlers/files/[...path].py  ->  /files/{path}   (the rest of the path, slashes included)
 
-A file exports `handler` and may set `METHODS = ["GET", "POST"]` (default GET) and
-`TIMEOUT_MS`. Files and folders starting with `_` or `.` are not routes.
+A file exports `handler` and may declare (all optional):
+
+    METHODS = ["GET", "POST"]        # default ["GET"]
+    TIMEOUT_MS = 5000                # the whole lifecycle; default [server] handler_timeout_ms
+    VERSION = "2"                    # in lctx.meta, spans, execution records and snapshots
+    BEFORE = [fn, hook(fn, timeout_ms=100, retries=2)]   # route hooks (runtime.lifecycle)
+    AFTER = [fn]
+    CATCH = [fn]                     # fn(err, req, res, gctx, lctx)
+    REQUEST = NewUser                # body type (runtime.gtype); or `req: Request[NewUser]`
+    RESPONSE = User                  # response type; or the handler's return annotation
+    AUTH = {"roles": ["admin"]}      # or True (any authenticated caller); runtime.auth
+    RATE_LIMIT = "10/s"              # per client; runtime.ratelimit
+    MAX_BODY_BYTES = 65536           # default [ingress] max_body_bytes
+    SECRETS = ["db_password"]        # what gctx.secrets.get may read here
+
+Files and folders starting with `_` or `.` are not routes. `hooks.py` at the project root
+holds the global hooks: BEFORE, AFTER, CATCH, STARTUP, SHUTDOWN and SECRETS.
 Static segments win over parameters, and parameters over catch-alls, whatever the
 file names, so `users/me.py` answers /users/me and `users/[id].py` everything else.
 """
@@ -15,14 +30,22 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import re
 import sys
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 from urllib.parse import unquote
 
+from runtime.auth import AuthRule
 from runtime.errors import GatiError
+from runtime.gtype import GType, GTypeError
+from runtime.lifecycle import HookSet
+from runtime.ratelimit import Rate
+from runtime.request import Request
 
 KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 PARAM_RE = re.compile(r"^\[(\.\.\.)?([A-Za-z_][A-Za-z0-9_]*)\]$")
@@ -56,6 +79,16 @@ class Route:
     timeout_ms: int | None
     regex: re.Pattern
     rank: tuple  # sort key: static segments first, catch-alls last
+    hooks: HookSet = field(default_factory=HookSet)
+    request_type: GType | None = None
+    response_type: GType | None = None
+    auth: AuthRule | None = None
+    rate_limit: Rate | None = None
+    max_body_bytes: int | None = None
+    secrets: frozenset[str] = frozenset()
+    version: str = ""
+    sha256: str = ""  # of the handler file, for execution records
+    rel: str = ""  # the file, relative to handlers/
 
     def allows(self, method: str) -> bool:
         # HEAD is a GET without a body; aiohttp drops the body for us.
@@ -85,7 +118,9 @@ class Router:
             allowed |= route.methods
         if allowed:
             methods = ", ".join(sorted(allowed))
-            raise MethodNotAllowed(f"{method} is not allowed on {path}", fix=f"use one of: {methods}", allow=methods)
+            err = MethodNotAllowed(f"{method} is not allowed on {path}", fix=f"use one of: {methods}", allow=methods)
+            err.http_headers = {"Allow": methods}
+            raise err
         raise NotFound(f"no route for {path}", fix="add a handler file under handlers/ for this path", path=path)
 
 
@@ -137,10 +172,10 @@ def _compile(rel: Path) -> tuple[str, re.Pattern, tuple, str]:
     return "/" + "/".join(shown), compiled, tuple(rank), "/".join(shape)
 
 
-def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) -> Route:
-    # A unique module name per project and file, so two projects (or tests) never share handler modules.
+def import_file(file: Path, prefix: str = "gati_handlers") -> ModuleType:
+    """Import a project's Python file under a name unique to it, so projects (and tests) never share modules."""
     digest = hashlib.sha1(str(file).encode()).hexdigest()[:12]
-    name = f"gati_handlers.{re.sub(r'[^A-Za-z0-9_]', '_', file.stem)}_{digest}"
+    name = f"{prefix}.{re.sub(r'[^A-Za-z0-9_]', '_', file.stem)}_{digest}"
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -148,14 +183,118 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise RouteError(file, f"importing it failed: {type(exc).__name__}: {exc}", "fix the error in the handler file") from exc
+        raise RouteError(file, f"importing it failed: {type(exc).__name__}: {exc}", "fix the error in the file") from exc
+    return module
+
+
+@dataclass(frozen=True)
+class ProjectHooks:
+    """hooks.py at the project root: hooks for every route, start-up and shutdown functions."""
+
+    hooks: HookSet = field(default_factory=HookSet)
+    startup: tuple[Callable[..., Any], ...] = ()  # fn(gctx), sync or async, in order, before the app is ready
+    shutdown: tuple[Callable[..., Any], ...] = ()  # fn(gctx), in reverse order, while the app stops
+    secrets: frozenset[str] = frozenset()  # granted to every request and to startup/shutdown
+
+
+def load_project_hooks(file: Path) -> ProjectHooks:
+    if not file.is_file():
+        return ProjectHooks()
+    module = import_file(file, "gati_project")
+    hooks = _hooks(module, file, "global")
+    lists = {}
+    for name in ("STARTUP", "SHUTDOWN"):
+        items = getattr(module, name, [])
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)) or not all(callable(f) for f in items):
+            raise RouteError(file, f"{name} = {items!r} is not a list of functions", f"e.g. {name} = [connect_db]; each takes (gctx)")
+        lists[name] = tuple(items)
+    return ProjectHooks(hooks, lists["STARTUP"], lists["SHUTDOWN"], _secrets(module, file))
+
+
+def _hooks(module: ModuleType, file: Path, level: str) -> HookSet:
+    found = {}
+    for name in ("BEFORE", "AFTER", "CATCH"):
+        items = getattr(module, name, [])
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+            raise RouteError(file, f"{name} = {items!r} is not a list", f"e.g. {name} = [my_hook]")
+        found[name.lower()] = items
+    try:
+        return HookSet.of(level, **found)
+    except (TypeError, ValueError) as exc:
+        raise RouteError(file, str(exc), "hooks take (req, res, gctx, lctx); catch hooks take (err, req, res, gctx, lctx)") from None
+
+
+def _secrets(module: ModuleType, file: Path) -> frozenset[str]:
+    names = getattr(module, "SECRETS", [])
+    if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
+        raise RouteError(file, f"SECRETS = {names!r} is not a list of secret names", 'e.g. SECRETS = ["db_password"]')
+    return frozenset(names)
+
+
+def _types(module: ModuleType, handler: Callable, file: Path) -> tuple[GType | None, GType | None]:
+    """REQUEST / RESPONSE, else the handler's hints: `req: Request[T]` and its return annotation."""
+    request, response = getattr(module, "REQUEST", None), getattr(module, "RESPONSE", None)
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as exc:
+        if request is None or response is None:
+            raise RouteError(file, f"the handler's type hints cannot be resolved: {exc}", "import the types the hints name") from None
+        hints = {}
+    params = list(inspect.signature(handler).parameters)
+    req_hint = hints.get(params[0]) if params else None
+    if request is None and typing.get_origin(req_hint) is Request:
+        request = typing.get_args(req_hint)[0]
+    returned = hints.get("return")
+    # `-> web.Response` or `-> None` say how the handler answers, not what the body holds
+    http_object = isinstance(returned, type) and returned.__module__.split(".")[0] in ("aiohttp", "runtime")
+    if response is None and returned not in (None, type(None), Any) and not http_object:
+        response = returned
+    try:
+        return (GType.of(request) if request is not None else None, GType.of(response) if response is not None else None)
+    except GTypeError as err:
+        raise RouteError(file, err.message, err.fix or "use a TypedDict or a dataclass") from None
+
+
+def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) -> Route:
+    module = import_file(file)
     handler = getattr(module, "handler", None)
     if not callable(handler):
         raise RouteError(file, "exports no handler", "define: async def handler(req, res, gctx, lctx)")
     methods = getattr(module, "METHODS", ["GET"])
     if isinstance(methods, str) or not methods or not all(isinstance(m, str) and m.upper() in KNOWN_METHODS for m in methods):
         raise RouteError(file, f"METHODS = {methods!r} is not a list of HTTP methods", 'e.g. METHODS = ["GET", "POST"]')
-    timeout_ms = getattr(module, "TIMEOUT_MS", None)
-    if timeout_ms is not None and (not isinstance(timeout_ms, (int, float)) or isinstance(timeout_ms, bool) or timeout_ms <= 0):
-        raise RouteError(file, f"TIMEOUT_MS = {timeout_ms!r} is not a positive number", "e.g. TIMEOUT_MS = 5000")
-    return Route(pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank)
+    timeout_ms = _positive(module, "TIMEOUT_MS", file, "TIMEOUT_MS = 5000")
+    max_body = _positive(module, "MAX_BODY_BYTES", file, "MAX_BODY_BYTES = 65536")
+    try:
+        auth = AuthRule.parse(getattr(module, "AUTH", None))
+    except ValueError as exc:
+        raise RouteError(file, str(exc), 'e.g. AUTH = {"roles": ["admin"]} or AUTH = True') from None
+    rate = getattr(module, "RATE_LIMIT", None)
+    try:
+        rate = Rate.parse(rate) if rate is not None else None
+    except ValueError as exc:
+        raise RouteError(file, str(exc), 'e.g. RATE_LIMIT = "10/s"') from None
+    version = getattr(module, "VERSION", "")
+    if not isinstance(version, (str, int)) or isinstance(version, bool):
+        raise RouteError(file, f"VERSION = {version!r} is not a string", 'e.g. VERSION = "2"')
+    request_type, response_type = _types(module, handler, file)
+    return Route(
+        pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank,
+        hooks=_hooks(module, file, "route"),
+        request_type=request_type,
+        response_type=response_type,
+        auth=auth,
+        rate_limit=rate,
+        max_body_bytes=max_body,
+        secrets=_secrets(module, file),
+        version=str(version),
+        sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+        rel=str(file.relative_to(root)),
+    )
+
+
+def _positive(module: ModuleType, name: str, file: Path, example: str) -> Any:
+    value = getattr(module, name, None)
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+        raise RouteError(file, f"{name} = {value!r} is not a positive number", f"e.g. {example}")
+    return value

@@ -10,8 +10,8 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-async def test_request_ids_are_unique_returned_and_honoured(make_project, serve):
-    root = make_project({"index.py": "async def handler(req, res, gctx, lctx):\n    return {'id': lctx.request_id}\n"})
+async def test_request_ids_are_unique_and_returned(make_project, serve):
+    root = make_project({"index.py": "async def handler(req, res, gctx, lctx):\n    return {'id': lctx.request_id, 'client': lctx.meta['client_request_id']}\n"})
     client = await serve(root)
 
     ids = []
@@ -23,6 +23,22 @@ async def test_request_ids_are_unique_returned_and_honoured(make_project, serve)
         ids.append(body["id"])
     assert len(set(ids)) == 20
 
+    # by default a caller's id is not adopted (two callers could send the same one) but kept for correlation
+    r = await client.get("/", headers={"X-Request-Id": "edge-7f3a:42"})
+    body = await r.json()
+    assert body["id"] == r.headers["X-Request-Id"] != "edge-7f3a:42"
+    assert body["client"] == "edge-7f3a:42"
+
+    r = await client.get("/missing")  # errors carry the id too
+    assert r.headers["X-Request-Id"] == (await r.json())["error"]["request_id"]
+
+
+async def test_request_id_from_a_trusted_proxy_is_honoured(make_project, serve):
+    root = make_project(
+        {"index.py": "async def handler(req, res, gctx, lctx):\n    return {'id': lctx.request_id}\n"},
+        toml="[ingress]\ntrust_request_id = true\n",
+    )
+    client = await serve(root)
     r = await client.get("/", headers={"X-Request-Id": "edge-7f3a:42"})
     assert (await r.json())["id"] == r.headers["X-Request-Id"] == "edge-7f3a:42"
 
@@ -31,9 +47,6 @@ async def test_request_ids_are_unique_returned_and_honoured(make_project, serve)
         r = await client.get("/", headers={"X-Request-Id": bad})
         assert r.headers["X-Request-Id"] != bad
         assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])
-
-    r = await client.get("/missing")  # errors carry the id too
-    assert r.headers["X-Request-Id"] == (await r.json())["error"]["request_id"]
 
 
 async def test_traceparent_is_honoured_and_returned(make_project, serve):
