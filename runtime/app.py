@@ -29,6 +29,7 @@ from opentelemetry.trace import Status, StatusCode
 from runtime.auth import Authenticator
 from runtime.context import GlobalContext, LocalContext
 from runtime.errors import GatiError, HandlerTimeout
+from runtime.audits.http import add_audit_routes
 from runtime.execution_audit import FILE as EXECUTIONS_FILE
 from runtime.execution_audit import ExecutionLog
 from runtime.ingress import Ingress
@@ -115,6 +116,7 @@ def build_app(project_dir: str | Path) -> web.Application:
     app.cleanup_ctx.append(_lifespan)
     app.on_shutdown.append(_draining)
     _system_routes(app, rt)
+    _audit_endpoint(app, rt)
     # Our Router owns the rest of the URL space: file-based routes, with our own 404/405 bodies.
     app.router.add_route("*", "/{path:.*}", _dispatch)
     return app
@@ -138,6 +140,20 @@ def _system_routes(app: web.Application, rt: Runtime) -> None:
                 f'rename the handler file, or set [server] {key} = "/another" (or "" to turn it off)',
             )
         app.router.add_get(path, view)
+
+
+def _audit_endpoint(app: web.Application, rt: Runtime) -> None:
+    """The `gati audit` report over HTTP: off unless [audit] endpoint names a path, always behind a token."""
+    audit = rt.project.settings.audit
+    if not audit.endpoint:
+        return
+    token = rt.secrets.get(audit.token_secret)
+    if not token or len(token) < 16:
+        raise ProjectError(
+            rt.project.dir / "gati.toml", "audit.endpoint", f"the audit endpoint needs the secret {audit.token_secret!r}, 16 characters or more",
+            f"set it, e.g. GATI_SECRET_{audit.token_secret.upper()}=$(openssl rand -hex 16), or remove [audit] endpoint",
+        )
+    add_audit_routes(app, lambda: app[STATE], token, path=audit.endpoint)
 
 
 # start-up and shutdown ----------------------------------------------------------------------------

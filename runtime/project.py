@@ -110,6 +110,8 @@ class PubSub(_Strict):
 class AuditSettings(_Strict):
     executions: bool = True
     snapshots: bool = False
+    endpoint: str = ""  # e.g. "/_gati/audit": the `gati audit` report over HTTP; off when empty
+    token_secret: str = "audit_token"  # the secret holding the endpoint's bearer token
 
 
 class Modules(_Strict):

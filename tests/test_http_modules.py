@@ -148,3 +148,25 @@ async def test_serve_registers_the_project_modules(scaffolded, serve):
         assert state.registry.names() == ["hello"]
     finally:
         state.close()
+
+
+async def test_audit_report_over_http_is_off_unless_enabled_and_behind_a_token(scaffolded, serve, monkeypatch):
+    from runtime.project import ProjectError
+
+    client = await serve(scaffolded)
+    assert (await client.get("/_gati/audit")).status == 404  # off by default
+
+    toml = scaffolded / "gati.toml"
+    toml.write_text(toml.read_text() + '\n[audit]\nendpoint = "/_gati/audit"\n')
+    monkeypatch.delenv("GATI_SECRET_AUDIT_TOKEN", raising=False)
+    with pytest.raises(ProjectError, match="audit_token"):
+        build_app(scaffolded)  # enabled without a token: refused at start-up, never served open
+
+    token = "a" * 32
+    monkeypatch.setenv("GATI_SECRET_AUDIT_TOKEN", token)
+    client = await serve(scaffolded)
+    assert (await client.get("/")).status == 200  # the scaffold's handler calls its module
+    assert (await client.get("/_gati/audit")).status == 401
+    report = await client.get("/_gati/audit", headers={"Authorization": f"Bearer {token}"})
+    assert report.status == 200
+    assert "hello" in [m["name"] for m in (await report.json())["modules"]]
