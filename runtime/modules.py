@@ -28,6 +28,10 @@ from sandboxes import Sandbox, create_sandbox
 
 __all__ = ["ModuleManager", "ModuleSet", "CallContext", "request_context"]
 
+# JSON payloads in and out of a module; gRPC's own message limit is 4 MiB, and a WASM module
+# must copy its input into its own linear memory.
+MAX_PAYLOAD_BYTES = 4 << 20
+
 # How long past its own deadline we wait for a sandbox before giving up on it: the
 # sandbox stops the work itself (epochs, kill); this only guards against a stuck backend.
 BACKSTOP_S = 2.0
@@ -135,9 +139,18 @@ class ModuleManager:
             data = json.dumps(payload, separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:
             raise BadPayload(f"payload for {module}.{method} is not JSON-compatible: {exc}", module=module, method=method) from None
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise BadPayload(
+                f"payload for {module}.{method} is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit",
+                fix="send less per call (split it, or pass a kv key or a file path the module is granted)",
+                module=module,
+                method=method,
+            )
         running = await self._running_for(registration)
         timeout_s = ctx.remaining(manifest.method_timeout_ms(method) / 1000)
         out = await running.call(method, data, ctx, timeout_s)
+        if len(out) > MAX_PAYLOAD_BYTES:
+            raise BadPayload(f"{module}.{method} answered {len(out)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", module=module, method=method)
         try:
             return json.loads(out)
         except ValueError:

@@ -266,3 +266,11 @@ async def test_denied_capability_raises_for_handlers(state, manager, tmp_path):
         running.sandbox.host.env_get(CTX, "SECRET_ENV")
     assert err.value.details["grant"] == '[capabilities] env = ["SECRET_ENV"]'
     assert "add to probe's module.toml" in err.value.fix
+
+
+async def test_payload_too_large_is_refused_before_the_module_runs(state, manager, tmp_path):
+    register(state, tmp_path)
+    with pytest.raises(BadPayload, match="over the 4194304-byte limit") as err:
+        await probe(manager, "echo", "x" * (5 << 20))
+    assert "send less per call" in err.value.fix
+    assert await probe(manager, "echo", "x" * 1000) == "x" * 1000

@@ -11,7 +11,7 @@ from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
 
 from runtime.call import CallContext
-from runtime.errors import GatiError, ModuleCrashed, ModuleTimeout
+from runtime.errors import BadPayload, GatiError, ModuleCrashed, ModuleTimeout
 from sandboxes.process.handshake import ModuleStartError
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -65,6 +65,8 @@ class ModuleClient:
                     module=self.module,
                     method=method,
                 ) from None
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:  # a message over gRPC's size limit: not a crash
+                raise BadPayload(f"{self.module}.{method}: {exc.details()}", module=self.module, method=method) from None
             raise ModuleCrashed(
                 f"{self.module}.{method} failed: the module process is gone or broken ({exc.code().name}: {exc.details()})",
                 module=self.module,
