@@ -165,7 +165,9 @@ async def _attempt(manager, state, name: str, a: Attempt, limits: Limits) -> Out
     before = state.audit_path.stat().st_size if state.audit_path.exists() else 0
     started = time.monotonic()
     try:
-        reply = await manager.call(name, a.method, a.payload, ctx=_ctx(limits.timeout_ms))
+        # A memory bomb is bounded (4x the limit, in MiB) so that a sandbox failing to stop it cannot take the host down.
+        payload = limits.memory_mb * 4 if a.method == "membomb" else a.payload
+        reply = await manager.call(name, a.method, payload, ctx=_ctx(limits.timeout_ms))
         error = None
     except GatiError as exc:
         reply, error = None, exc

@@ -110,9 +110,14 @@ def crash(payload, ctx):
 
 @module.method
 def membomb(payload, ctx):
-    chunks = []
-    while True:  # touch every page: the kernel must count it
-        chunks.append(bytearray(b"x" * (4 << 20)))
+    """Allocate (and touch: the kernel must count it) up to `payload` MiB, or without end.
+
+    Large steps cross the limit at once: small ones let the kernel trade the module's own
+    code pages for each step for seconds before it gives up and kills it."""
+    chunks, step = [], 32
+    while payload is None or len(chunks) * step < payload:
+        chunks.append(b"x" * (step << 20))
+    return {"allocated_mb": len(chunks) * step}
 
 
 @module.method
