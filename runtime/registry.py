@@ -17,6 +17,8 @@ import msgspec
 from runtime.errors import IntegrityError, ModuleNotFound
 from runtime.manifest import LoadedManifest, Manifest, load_manifest, sha256_file
 
+RECHECK_S = 0.25
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS modules (
     name TEXT NOT NULL,
@@ -81,8 +83,11 @@ class Registry:
         self._db.executescript(SCHEMA)
         # Calls look modules up on every call: keep decoded registrations until the file changes
         # (data_version moves when another connection, e.g. a CLI, writes; our own writes clear it).
+        # Another process's registration is seen within RECHECK_S: asking SQLite on every call
+        # costs more than the call's own bookkeeping.
         self._cache: dict[str, Registration] = {}
         self._version = None
+        self._checked_at = 0.0
 
     def register(self, path: str | Path) -> Registration:
         loaded = load_manifest(path)
@@ -97,10 +102,13 @@ class Registry:
 
     def get(self, name: str, version: str | None = None) -> Registration:
         if version is None:
-            data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
-            if data_version != self._version:
-                self._cache.clear()
-                self._version = data_version
+            now = time.monotonic()
+            if now - self._checked_at > RECHECK_S:
+                self._checked_at = now
+                data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                if data_version != self._version:
+                    self._cache.clear()
+                    self._version = data_version
             cached = self._cache.get(name)
             if cached is None:
                 cached = self._cache[name] = self._lookup(name, None)
