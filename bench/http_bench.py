@@ -14,13 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from aiohttp import web
-from rich.console import Console
-from rich.table import Table
 
+from bench.common import serve, throughput_table
 from runtime.app import build_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,12 +63,6 @@ def make_project(tmp: Path) -> Path:
     return project
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
 
 
 async def load(url: str) -> float:
@@ -94,13 +86,7 @@ async def main() -> None:
         for _ in range(ROUNDS):  # alternate, so both see the same machine
             results["bare aiohttp JSON handler"].append(await load(f"http://127.0.0.1:{bare_port}/greet/ada"))
             results["gati handler -> WASM greet.hello"].append(await load(f"http://127.0.0.1:{gati_port}/greet/ada"))
-        base = max(results["bare aiohttp JSON handler"])
-        table = Table(title=f"HTTP: {REQUESTS} requests x {ROUNDS} rounds, {CONCURRENCY} in flight (goal: gati >= 0.5x bare)")
-        for col in ("what", "best req/s", "ratio"):
-            table.add_column(col, justify="left" if col == "what" else "right")
-        for name, values in results.items():
-            table.add_row(name, f"{max(values):.0f}", f"{max(values) / base:.2f}x")
-        Console().print(table)
+        throughput_table(f"HTTP: {REQUESTS} requests x {ROUNDS} rounds, {CONCURRENCY} in flight (goal: gati >= 0.5x bare)", results, "bare aiohttp JSON handler")
     finally:
         for runner in runners:
             await runner.cleanup()

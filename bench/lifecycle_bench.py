@@ -26,9 +26,8 @@ import uuid
 from pathlib import Path
 
 from aiohttp import web
-from rich.console import Console
-from rich.table import Table
 
+from bench.common import serve, throughput_table
 from runtime.app import build_app
 
 REQUESTS, CONCURRENCY, ROUNDS, WRK_SECONDS = 3000, 16, 3, 3
@@ -137,12 +136,6 @@ def make_project(tmp: Path, executions: bool) -> Path:
     return project
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
 
 
 async def load_aiohttp(url: str) -> float:
@@ -184,14 +177,8 @@ async def main() -> None:
         for _ in range(ROUNDS):  # alternate, so every target sees the same machine
             for name, url in urls.items():
                 results[name].append(await (load_wrk(url, script) if use_wrk else load_aiohttp(url)))
-        base = max(results["bare aiohttp, same work by hand"])
         how = f"wrk {WRK_SECONDS}s x {ROUNDS} rounds" if use_wrk else f"aiohttp client, {REQUESTS} requests x {ROUNDS} rounds"
-        table = Table(title=f"Lifecycle: {how}, {CONCURRENCY} connections, best round (goal: gati >= 0.6x bare)")
-        for col in ("what", "best req/s", "ratio"):
-            table.add_column(col, justify="left" if col == "what" else "right")
-        for name, values in results.items():
-            table.add_row(name, f"{max(values):.0f}", f"{max(values) / base:.2f}x")
-        Console().print(table)
+        throughput_table(f"Lifecycle: {how}, {CONCURRENCY} connections, best round (goal: gati >= 0.6x bare)", results, "bare aiohttp, same work by hand")
     finally:
         for runner in runners:
             await runner.cleanup()

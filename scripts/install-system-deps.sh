@@ -14,6 +14,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
+command -v wrk >/dev/null || need+=(wrk)  # the HTTP load of bench/lifecycle_bench.py
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 # Native sample modules in Go, built offline against Debian's Go sources (sample_modules/shortlink-go).
 command -v go >/dev/null || need+=(golang-go)
