@@ -1,11 +1,10 @@
 """Capability decisions: allowed exactly when declared, and a denial names the grant."""
 
-from pathlib import Path
 
 from hypothesis import given, strategies as st
 
 from runtime.capabilities.policy import Policy
-from runtime.manifest import LoadedManifest, Manifest, parse_manifest
+from runtime.manifest import LoadedManifest, parse_manifest
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 
