@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build every WebAssembly module of the repo (called by `make modules`).
+# Build every module of the repo that has a build step: WebAssembly, Go, Node (called by `make modules`).
 #
 #   sample_modules/*/build.sh, tests/modules/*/build.sh
 #       run with PYTHON set, unless the module's artifact ([artifact] path in its
