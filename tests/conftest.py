@@ -8,22 +8,45 @@ from aiohttp.test_utils import TestClient, TestServer
 
 
 @pytest.fixture
-async def origin():
-    """An HTTP server on 127.0.0.1 (a port of its own) answering every GET with {"path": PATH}; yields the port.
+async def loopback_http():
+    """loopback_http(handler) serves handler for every path on 127.0.0.1 (a port of its own); returns the port."""
+    runners = []
+
+    async def start(handler) -> int:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def origin(loopback_http):
+    """An HTTP server on 127.0.0.1 answering every request with {"path": PATH}; its port.
 
     What egress tests reach, or must not reach: a loopback address needs a rule naming it."""
 
     async def answer(request):
         return web.json_response({"path": request.path})
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
+    return await loopback_http(answer)
+
+
+@pytest.fixture
+def state(tmp_path):
+    """A state directory (registry, audit log, kv) of this test's own."""
+    from runtime.state import StateDir
+
+    state = StateDir(tmp_path / "state")
+    yield state
+    state.close()
 
 
 @pytest.fixture

@@ -35,13 +35,6 @@ def events(state: StateDir, capability: str | None = None) -> list[dict]:
 
 
 @pytest.fixture
-def state(tmp_path):
-    state = StateDir(tmp_path / "state")
-    yield state
-    state.close()
-
-
-@pytest.fixture
 async def manager(state):
     manager = ModuleManager(
         state,
@@ -53,7 +46,7 @@ async def manager(state):
 
 
 @pytest.fixture
-async def origin():
+async def origin(loopback_http):
     """An HTTP server on the host's loopback: (port, list of paths it was asked for)."""
     hits: list[str] = []
 
@@ -63,11 +56,4 @@ async def origin():
             return web.Response(status=404)
         return web.Response(text="<html><head><title> Origin  page </title></head><body>ok</body></html>", content_type="text/html")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1], hits
-    await runner.cleanup()
+    return await loopback_http(page), hits

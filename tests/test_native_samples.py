@@ -3,7 +3,7 @@ through ModuleManager and through a handler served over real HTTP."""
 
 import pytest
 
-from native_support import CTX, LINKCHECK, SHORTLINK, events, install, manager, needs_bwrap, origin, state  # noqa: F401
+from native_support import CTX, LINKCHECK, SHORTLINK, events, install, manager, needs_bwrap, origin  # noqa: F401
 from runtime.errors import CapabilityDenied, GatiError
 
 pytestmark = needs_bwrap

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from native_support import CTX, PROBE, events, install, manager, needs_bwrap, origin, state  # noqa: F401
+from native_support import CTX, PROBE, events, install, manager, needs_bwrap, origin  # noqa: F401
 from runtime.audit import verify
 from runtime.errors import ModuleCrashed, ModuleTimeout
 from sandboxes.native import process as native_process

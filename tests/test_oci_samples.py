@@ -26,21 +26,14 @@ PAGE = """<html><head><title>Release notes</title><script>var ignored = "script 
 
 
 @pytest.fixture
-async def origin():
+async def origin(loopback_http):
     hits = []
 
     async def page(request):
         hits.append(request.path)
         return web.Response(text=PAGE, content_type="text/html")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1], hits
-    await runner.cleanup()
+    return await loopback_http(page), hits
 
 
 def pagesum_allowing(tmp_path: Path, port: int) -> Path:

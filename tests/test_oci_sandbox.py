@@ -19,7 +19,6 @@ from runtime.audit import read_events, verify
 from runtime.call import CallContext
 from runtime.errors import IntegrityError, ModuleBusy, ModuleCrashed, ModuleNotFound, ModuleTimeout
 from runtime.modules import ModuleManager
-from runtime.state import StateDir
 from sandboxes.oci import available
 from sandboxes.oci.containers import state_label
 
@@ -39,13 +38,6 @@ def install(tmp_path: Path, edit=None) -> Path:
         manifest = target / "module.toml"
         manifest.write_text(edit(manifest.read_text()))
     return target
-
-
-@pytest.fixture
-def state(tmp_path):
-    state = StateDir(tmp_path / "state")
-    yield state
-    state.close()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from runtime.errors import (
     ModuleTimeout,
 )
 from runtime.modules import ModuleManager
-from runtime.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "runtime" / "probes" / "wasm"
@@ -47,11 +46,9 @@ def install(tmp_path: Path, source: Path, edit=None) -> Path:
 
 
 @pytest.fixture
-def state(tmp_path):
+def state(state):
     assert (GREET / "build" / "greet.wasm").exists(), "build the sample modules first: make modules"
-    state = StateDir(tmp_path / "state")
-    yield state
-    state.close()
+    return state
 
 
 @pytest.fixture
