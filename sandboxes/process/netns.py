@@ -9,11 +9,14 @@ bubblewrap sandbox gets an egress proxy on its own 127.0.0.1 with no route out.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import socket
 import threading
+import time
 
 CLONE_NEWNET = 0x40000000
+LOOPBACK_WAIT_S = 2.0
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -31,7 +34,17 @@ def listen_in_netns(pid: int, port: int, host: str = "127.0.0.1") -> socket.sock
                 os.close(fd)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+            deadline = time.monotonic() + LOOPBACK_WAIT_S
+            while True:
+                try:
+                    sock.bind((host, port))
+                    break
+                except OSError as exc:
+                    # The sandbox may still be bringing its loopback up (bwrap does it in the child).
+                    if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                        sock.close()
+                        raise
+                    time.sleep(0.005)
             sock.listen(128)
             sock.setblocking(False)
             result["socket"] = sock
