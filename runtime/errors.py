@@ -9,9 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 
+# Every error class by its code, so that an error that crossed a process boundary (gRPC, a
+# module's reply) comes back as the same type. Filled in by GatiError.__init_subclass__.
+ERRORS_BY_CODE: dict[str, type["GatiError"]] = {}
+
+
 class GatiError(Exception):
     code = "internal"
     http_status = 500
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ERRORS_BY_CODE.setdefault(cls.code, cls)
 
     def __init__(self, message: str, *, fix: str | None = None, **details: Any):
         super().__init__(message)
@@ -39,6 +48,9 @@ class GatiError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.fix})" if self.fix else self.message
+
+
+ERRORS_BY_CODE[GatiError.code] = GatiError
 
 
 class ManifestError(GatiError):
@@ -114,21 +126,3 @@ class HandlerTimeout(GatiError):
     code = "handler_timeout"
     http_status = 504
 
-
-ERRORS_BY_CODE: dict[str, type[GatiError]] = {
-    cls.code: cls
-    for cls in (
-        GatiError,
-        ManifestError,
-        ModuleNotFound,
-        MethodNotFound,
-        CapabilityDenied,
-        ModuleTimeout,
-        ModuleCrashed,
-        ModuleBusy,
-        BadPayload,
-        ModuleError,
-        IntegrityError,
-        HandlerTimeout,
-    )
-}
