@@ -11,6 +11,7 @@ run: setup
 	$(GATI) serve examples/app --host $(HOST) --port $(PORT)
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 setup: system-deps venv modules

@@ -3,13 +3,12 @@
 Each prints a table of ratios against a baseline measured in the same run.
 """
 
+import asyncio
 import importlib
 import inspect
 import pkgutil
 import sys
 from pathlib import Path
-
-import asyncio
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ state directory with those modules registered, then times:
     baseline   for line in f: json.loads(line)
     report     build_report(state) + JSON encoding: what `gati audit --format json` computes
                (one pass: chain check, per-module counters, findings)
-    verify     runtime.audit.verify (`gati audit verify`), for reference
+    verify     runtime.core.audit_log.verify (`gati audit verify`), for reference
 
 Peak memory is measured with tracemalloc in separate runs (it slows what it traces,
 so it never overlaps the timing) and shown against the log's size. Goal: report <= 3x
@@ -28,10 +28,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from runtime.audit import GENESIS, _digest, verify
-from runtime.audits.report import build_report
-from runtime.audits.usage import scan
-from runtime.state import StateDir
+from runtime.core.audit_log import GENESIS, _digest, verify
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.reports.report import build_report
+from runtime.reports.usage import scan
 
 MODULES = ["thumbs", "mailer", "search", "billing", "auth", "geo", "pdf", "feeds", "chat", "ocr", "translate", "metrics"]
 ROUTES = ["/", "/users/{id}", "/thumbs", "/search", "/checkout", "/feeds/{name}", "/api/v1/chat"]
@@ -123,7 +124,7 @@ def generate(root: Path, n: int, seed: int = 7) -> StateDir:
             (folder / sub).mkdir(parents=True, exist_ok=True)
         (folder / "m.wasm").write_bytes(b"\0asm\1\0\0\0")
         (folder / "module.toml").write_text(manifest(name))
-        state.registry.register(folder)
+        register_module(state, folder)
     rng = random.Random(seed)
     weights = [w for *_, w in MIX]
     module_weights = [1 / (i + 1) for i in range(len(MODULES))]  # a few busy modules, a long tail

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bench.common import serve, throughput_table
-from runtime.app import build_app
+from runtime.http.app import build_app
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUESTS, CONCURRENCY, ROUNDS = 2000, 16, 3

@@ -28,7 +28,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bench.common import serve, throughput_table
-from runtime.app import build_app
+from runtime.http.app import build_app
 
 REQUESTS, CONCURRENCY, ROUNDS, WRK_SECONDS = 3000, 16, 3, 3
 BODY = {"name": "ann", "qty": 3}

@@ -24,9 +24,10 @@ import grpc
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 
 from bench.common import percentiles, table, time_async
-from runtime.call import CallContext
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.core.call import CallContext
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
 from sandboxes.native import bwrap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +142,7 @@ async def run() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gati-bench-"))
     try:
         state = StateDir(tmp / "state")
-        state.registry.register(MODULE)
+        register_module(state, MODULE)
         table(f"Native call: shortlink.preview (Go), {CALLS} calls each", await calls(state),
               "bare grpc.aio Call, same socket", "ModuleManager <= 1.2x bare")
         table(f"Native cold start, {STARTS} starts each", await cold_starts(state, tmp),

@@ -1,6 +1,6 @@
 """A container module called through gctx.modules against bare grpcio and bare `docker run`.
 
-Everything runs against the real engine with the test probe (runtime/probes/oci),
+Everything runs against the real engine with the test probe (runtime/reports/probes/oci),
 its `echo` method, in one process and one run:
 
 - call latency (p50/p99) and calls/s through the module client, against a bare grpcio
@@ -31,12 +31,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import percentiles, table, time_async, time_sync
-from runtime.call import CallContext, request_context
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.core.call import CallContext, request_context
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "runtime" / "probes" / "oci"
+PROBE = ROOT / "runtime" / "reports" / "probes" / "oci"
 N = 2000
 COLD = 8
 CONCURRENCY = 16
@@ -154,7 +155,7 @@ async def main() -> None:
         # processes counts threads too: the SDK server runs one thread per call in flight.
         manifest.write_text(manifest.read_text().replace("processes = 24", "processes = 64").replace("warm = 1", f"warm = 1\nconcurrency = {CONCURRENCY}"))
         state = StateDir(tmp / "state")
-        image = state.registry.register(module).artifact_sha256
+        image = register_module(state, module).artifact_sha256
 
         rows, rates = await warm_calls(state)
         table(f"container call: probe.echo, {N} calls each", rows, "bare grpcio (grpc.aio)", "gctx.modules <= 1.2x bare")

@@ -17,9 +17,10 @@ from pathlib import Path
 import wasmtime
 
 from bench.common import percentiles, table, time_async, time_sync
-from runtime.call import CallContext, request_context
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.core.call import CallContext, request_context
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "sample_modules" / "greet-wat"
@@ -83,7 +84,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gati-bench-"))
     try:
         state = StateDir(tmp / "state")
-        registration = state.registry.register(MODULE)
+        registration = register_module(state, MODULE)
         fresh, reused = bare_wasmtime(registration.loaded.artifact_path())
         assert fresh() == reused() == {"message": "hello, bench"}
         rows = [

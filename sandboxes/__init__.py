@@ -1,41 +1,33 @@
-"""Sandbox backends. Each one runs a module's code and nothing else: capabilities are
-checked by runtime.host.Host, which every backend calls for anything outside the module.
+"""Sandbox backends, one sub-package per kind: wasm/, oci/, native/ (on process/, which oci and
+native share). A sandbox runs a module's code and nothing else: everything outside the module
+goes through the host gate (runtime.core.host.Host) that each sandbox is handed at start.
 
-A backend is a class with:
-    async start() -> None                     # load / compile / launch
-    async call(method, payload: bytes, ctx, timeout_s) -> bytes   # JSON in, JSON out
-    async close() -> None
+The sandboxes import runtime.core and nothing above it. The module manager
+(runtime.modules) owns one Backend per kind and asks it for a Sandbox per module.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from runtime.call import CallContext
-    from runtime.host import Host
-    from runtime.registry import Registration
+from runtime.core.call import CallContext
+from runtime.core.host import Host
+from runtime.core.registry import Registration
 
 
 class Sandbox(Protocol):
+    """One module, started: JSON in, JSON out, under a deadline."""
+
     async def start(self) -> None: ...
-    async def call(self, method: str, payload: bytes, ctx: "CallContext", timeout_s: float) -> bytes: ...
+    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes: ...
+    def healthy(self) -> bool: ...
     async def close(self) -> None: ...
 
 
-def create_sandbox(registration: "Registration", host: "Host", shared: dict) -> Sandbox:
-    """The sandbox for a module's kind; `shared` holds per-runtime backend state (engines, clients)."""
-    kind = registration.manifest.kind
-    if kind == "wasm":
-        from sandboxes.wasm import WasmSandbox
+class Backend(Protocol):
+    """What one runtime holds for one kind of sandbox (engines, a Docker client, cgroups)."""
 
-        return WasmSandbox(registration, host, shared)
-    if kind == "oci":
-        from sandboxes.oci import OciSandbox
+    kind: str
 
-        return OciSandbox(registration, host, shared)
-    if kind == "native":
-        from sandboxes.native import NativeSandbox
-
-        return NativeSandbox(registration, host, shared)
-    raise ValueError(f"unknown module kind {kind!r}")  # the manifest parser refuses it first
+    def sandbox(self, registration: Registration, host: Host) -> Sandbox: ...
+    async def close(self) -> None: ...

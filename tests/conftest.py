@@ -42,7 +42,7 @@ async def origin(loopback_http):
 @pytest.fixture
 def state(tmp_path):
     """A state directory (registry, audit log, kv) of this test's own."""
-    from runtime.state import StateDir
+    from runtime.core.state import StateDir
 
     state = StateDir(tmp_path / "state")
     yield state
@@ -77,7 +77,7 @@ def make_project(tmp_path, gati_home):
 @pytest.fixture
 async def serve():
     """serve(project_dir) starts build_app(project_dir) on a real loopback port; returns an aiohttp TestClient."""
-    from runtime.app import build_app
+    from runtime.http.app import build_app
 
     clients = []
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from runtime.audit import read_events
-from runtime.call import CallContext
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.core.audit_log import read_events
+from runtime.core.call import CallContext
+from runtime.core.state import StateDir
+from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "tests" / "modules" / "native_probe"

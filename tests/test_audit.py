@@ -3,7 +3,7 @@
 import json
 import threading
 
-from runtime.audit import AuditLog, read_events, verify
+from runtime.core.audit_log import AuditLog, read_events, verify
 
 
 def write_log(path, n=5):

@@ -5,15 +5,16 @@ report's own streaming check and by `gati audit verify`, and both name the same 
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from runtime.audit import AuditLog, verify
-from runtime.audits.chain import ChainCheck
-from runtime.audits.cli import audit_app
-from runtime.audits.report import build_report
-from runtime.audits.usage import scan
-from runtime.state import StateDir
+from runtime.cli.audit import audit_app
+from runtime.core.audit_log import AuditLog, verify
+from runtime.core.state import StateDir
+from runtime.reports.chain import ChainCheck
+from runtime.reports.report import build_report
+from runtime.reports.usage import scan
 
 
 def write_events(path, n=6):

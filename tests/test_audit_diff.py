@@ -7,17 +7,26 @@ import re
 import shutil
 from pathlib import Path
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from runtime.audits.cli import audit_app
-from runtime.audits.diff import diff, resolve
-from runtime.audits.learn import render
-from runtime.manifest import Artifact, Capabilities, Limits, Manifest, Method, parse_manifest
-from runtime.state import StateDir
+from runtime.cli.audit import audit_app
+from runtime.core.manifest import (
+    Artifact,
+    Capabilities,
+    Limits,
+    Manifest,
+    Method,
+    parse_manifest,
+)
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.reports.diff import diff, resolve
+from runtime.reports.learn import render
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "runtime" / "probes" / "wasm"
+PROBE = ROOT / "runtime" / "reports" / "probes" / "wasm"
 
 RULES = ["https://api.example.com:443", "https://*.example.com:443", "http://10.0.0.7:8080", "tcp://db.internal:5432", "insecure:allow-all", "*://cdn.example.org:*"]
 PATHS = ["data", "/tmp/scratch", "out/", "config.json"]
@@ -88,7 +97,7 @@ def test_cli_diff_between_registered_versions(tmp_path, monkeypatch):
     text = re.sub(r"^egress = .*$", "egress = []", manifest_file.read_text(), flags=re.M)
     manifest_file.write_text(text.replace("modules = []", 'modules = ["greet"]'))
     state = StateDir(tmp_path / ".gati")
-    state.registry.register(folder)
+    register_module(state, folder)
     manifest_file.write_text(
         manifest_file.read_text()
         .replace('version = "1.0.0"', 'version = "1.1.0"')
@@ -96,7 +105,7 @@ def test_cli_diff_between_registered_versions(tmp_path, monkeypatch):
         .replace('modules = ["greet"]', "modules = []")
         .replace("memory_mb = 16", "memory_mb = 64")
     )
-    state.registry.register(folder)
+    register_module(state, folder)
     state.close()
 
     runner = CliRunner()

@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from runtime.audits.cli import audit_app
-from runtime.audits.probe import ATTEMPTS, PROBES, probe_backend, probe_dirs, run_probes
-from runtime.capabilities.policy import Decision, Policy
+from runtime.cli.audit import audit_app
+from runtime.core.capabilities.policy import Decision, Policy
+from runtime.reports.probe import (
+    ATTEMPTS,
+    PROBES,
+    probe_backend,
+    probe_dirs,
+    run_probes,
+)
 
 
 def test_every_backend_ships_a_probe():
@@ -69,7 +75,7 @@ WEAKENED = {
 
 @pytest.mark.parametrize("weakened", WEAKENED, ids=lambda c: c.__name__)
 async def test_probe_fails_under_a_weakened_policy(monkeypatch, tmp_path, weakened):
-    monkeypatch.setattr("runtime.host.Policy", weakened)  # what every Host builds its checks from
+    monkeypatch.setattr("runtime.core.host.Policy", weakened)  # what every Host builds its checks from
     root = tmp_path / "probes"
     shutil.copytree(PROBES / "wasm", root / "wasm")
     [wasm] = await run_probes(root)
@@ -85,7 +91,7 @@ def test_cli_probe_exit_status(monkeypatch, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert [p["status"] for p in json.loads(ok.output)["probes"] if p["kind"] == "wasm"] == ["passed"]
 
-    monkeypatch.setattr("runtime.host.Policy", EnvAllowsAnything)
+    monkeypatch.setattr("runtime.core.host.Policy", EnvAllowsAnything)
     bad = runner.invoke(audit_app, ["--probe", "--project", str(tmp_path)], terminal_width=80)
     assert bad.exit_code == 1
     assert "FAILED" in bad.output and "read an env name not declared" in bad.output

@@ -14,19 +14,20 @@ from aiohttp.test_utils import TestClient, TestServer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from runtime.audit import read_events
-from runtime.audits.cli import audit_app
-from runtime.audits.http import add_audit_routes
-from runtime.audits.learn import learn
-from runtime.audits.report import build_report, render, to_sarif
-from runtime.audits.usage import parse_when, scan
-from runtime.call import CallContext
-from runtime.manifest import Capabilities
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.cli.audit import audit_app
+from runtime.core.audit_log import read_events
+from runtime.core.call import CallContext
+from runtime.core.manifest import Capabilities
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
+from runtime.reports.endpoint import add_audit_routes
+from runtime.reports.learn import learn
+from runtime.reports.report import build_report, render, to_sarif
+from runtime.reports.usage import parse_when, scan
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "runtime" / "probes" / "wasm"
+PROBE = ROOT / "runtime" / "reports" / "probes" / "wasm"
 CTX = CallContext(request_id="req-audit", trace_id="trace-audit", caller="test")
 TOKEN = "t" * 32
 
@@ -100,7 +101,7 @@ async def run_calls(state, calls):
 async def exercised(state, project, origin):
     """The probe registered with wide grants, then made to use part of them and to be refused."""
     port = origin
-    state.registry.register(install(project, port))
+    register_module(state, install(project, port))
     replies = await run_calls(state, allowed_calls(port) + REFUSED_CALLS)
     assert [r["status"] for r in replies] == [0] * 6 + [1] * 3, replies
     return port
@@ -170,7 +171,7 @@ async def test_learn_proposes_exactly_the_used_part_and_replays_without_denial(s
     assert "[methods.spin]" in proposal.text and "memory_mb = 16" in proposal.text  # the rest is untouched
 
     Path(reg.loaded.file).write_text(proposal.text)
-    state.registry.register(reg.loaded.base_dir)
+    register_module(state, reg.loaded.base_dir)
     before = sum(1 for _ in read_events(state.audit_path))
     replies = await run_calls(state, allowed_calls(port))
     assert [r["status"] for r in replies] == [0] * len(replies)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from runtime.audit import AuditLog
-from runtime.cli import app
+from runtime.cli.main import app
+from runtime.core.audit_log import AuditLog
 
 GATI = str(Path(sys.executable).parent / "gati")
 
@@ -159,7 +159,6 @@ def test_module_serve_answers_grpc_on_a_unix_socket(project, gati_home, tmp_path
     import signal
 
     import grpc
-
     from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 
     assert gati("module", "register", project / "modules" / "hello", "--project", project).exit_code == 0

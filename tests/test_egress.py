@@ -3,9 +3,10 @@
 import ipaddress
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from runtime.capabilities.egress import (
+from runtime.core.capabilities.egress import (
     ALLOW_ALL,
     Target,
     address_allowed,

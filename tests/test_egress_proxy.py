@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from runtime.audit import read_events
-from runtime.call import CallContext
-from runtime.host import Host
-from runtime.manifest import load_manifest
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.core.audit_log import read_events
+from runtime.core.call import CallContext
+from runtime.core.host import Host, Resolver
+from runtime.core.secrets import Secrets
+from runtime.core.manifest import load_manifest
+from runtime.core.state import StateDir
 from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
 from sandboxes.process.netns import listen_in_netns
 
@@ -46,8 +46,10 @@ async def test_proxy_in_a_network_namespace(tmp_path, origin):
         f'[capabilities]\negress = ["http://127.0.0.1:{origin}", "http://metadata.test:80"]\n'
     )
     state = StateDir(tmp_path / "state")
-    manager = ModuleManager(state, egress_hosts={"metadata.test": "169.254.169.254"})
-    host = Host(load_manifest(mod), manager)
+    host = Host(
+        load_manifest(mod), audit=state.audit, environ={}, secrets=Secrets(), kv=state.kv,
+        resolver=Resolver({"metadata.test": "169.254.169.254"}), call_module=None,
+    )
     # a namespace with no route out, its loopback up (as docker and bwrap leave it)
     holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep 60"])
     proxy = EgressProxy(host, lambda: CallContext(caller="module:m"))
@@ -69,4 +71,4 @@ async def test_proxy_in_a_network_namespace(tmp_path, origin):
     finally:
         holder.kill()
         await proxy.close()
-        await manager.close()
+        state.close()

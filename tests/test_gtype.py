@@ -11,7 +11,7 @@ from annotated_types import Ge, Interval, MaxLen, MinLen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.gtype import Field, GType, GTypeError, ValidationFailed, diff
+from runtime.http.gtype import Field, GType, GTypeError, ValidationFailed, diff
 
 # -- generated types and their values -------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.audit import read_events, verify
+from runtime.core.audit_log import read_events, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "app"

@@ -104,7 +104,7 @@ async def test_uncaught_errors_become_structured_json(make_project, serve, caplo
     root = make_project(
         {
             "denied.py": """
-                from runtime.errors import CapabilityDenied
+                from runtime.core.errors import CapabilityDenied
 
                 async def handler(req, res, gctx, lctx):
                     raise CapabilityDenied("thumbs", "egress", "https://evil.example:443", 'egress = ["https://evil.example:443"]')

@@ -6,7 +6,7 @@ import time
 import jwt
 import pytest
 
-from runtime.ratelimit import Rate, RateLimited, RateLimiter
+from runtime.http.ratelimit import Rate, RateLimited, RateLimiter
 
 JWT_KEY = "a-test-signing-key-of-at-least-32-bytes!"
 AUTH_TOML = """

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from runtime.app import TRACER, build_app
-from runtime.context import GlobalContext
-from runtime.execution_audit import read_records
+from runtime.http.app import TRACER, build_app
+from runtime.http.context import GlobalContext
+from runtime.http.executions import read_records
 
 HOOKS_PY = """
 def stamp(req, res, gctx, lctx):
@@ -44,7 +44,7 @@ async def test_global_route_and_local_hooks_over_http(make_project, serve):
         {
             "orders/[id].py": """
                 from typing import TypedDict
-                from runtime.lifecycle import hook
+                from runtime.http.lifecycle import hook
 
                 class Order(TypedDict):
                     id: str
@@ -83,7 +83,7 @@ async def test_request_and_response_validation(make_project, serve, caplog):
             "users/index.py": """
                 from typing import Annotated, NotRequired, TypedDict
                 from annotated_types import Ge, MinLen
-                from runtime.request import Request
+                from runtime.http.request import Request
 
                 class NewUser(TypedDict):
                     name: Annotated[str, MinLen(1)]
@@ -327,7 +327,7 @@ async def test_health_readiness_metrics_and_spans(make_project, serve):
 
 
 async def test_system_paths_may_not_collide_with_handlers(make_project):
-    from runtime.project import ProjectError
+    from runtime.http.project import ProjectError
 
     root = make_project({"metrics.py": "async def handler(req, res, gctx, lctx):\n    return 1\n"})
     with pytest.raises(ProjectError, match="metrics_path"):

@@ -5,10 +5,10 @@ import textwrap
 import pytest
 from aiohttp.test_utils import TestServer
 
-from runtime.app import build_app
-from runtime.audit import read_events
-from runtime.errors import ManifestError
-from runtime.project import scaffold
+from runtime.core.audit_log import read_events
+from runtime.core.errors import ManifestError
+from runtime.http.app import build_app
+from runtime.http.project import scaffold
 
 # Reads kv store "secret-store", which it never declared, and answers with what the host said.
 PROBE_WAT = """
@@ -61,7 +61,7 @@ async def test_module_failures_are_typed_and_structured(scaffolded, serve):
     (scaffolded / "handlers" / "broken.py").write_text(
         textwrap.dedent(
             """
-            from runtime.errors import ModuleNotFound
+            from runtime.core.errors import ModuleNotFound
 
             async def handler(req, res, gctx, lctx):
                 which = req.query["which"]
@@ -131,7 +131,7 @@ async def test_a_broken_manifest_stops_start_up(scaffolded):
 
 
 def test_module_paths_from_gati_toml_must_exist(scaffolded):
-    from runtime.project import ProjectError, load_project
+    from runtime.http.project import ProjectError, load_project
 
     (scaffolded / "gati.toml").write_text('[modules]\npaths = ["../nowhere"]\n')
     with pytest.raises(ProjectError) as exc:
@@ -140,7 +140,7 @@ def test_module_paths_from_gati_toml_must_exist(scaffolded):
 
 
 async def test_serve_registers_the_project_modules(scaffolded, serve):
-    from runtime.state import StateDir
+    from runtime.core.state import StateDir
 
     await serve(scaffolded)
     state = StateDir.open(scaffolded)
@@ -151,7 +151,7 @@ async def test_serve_registers_the_project_modules(scaffolded, serve):
 
 
 async def test_audit_report_over_http_is_off_unless_enabled_and_behind_a_token(scaffolded, serve, monkeypatch):
-    from runtime.project import ProjectError
+    from runtime.http.project import ProjectError
 
     client = await serve(scaffolded)
     assert (await client.get("/_gati/audit")).status == 404  # off by default

@@ -2,7 +2,7 @@
 
 import pytest
 
-from runtime.routing import MethodNotAllowed, NotFound, RouteError, load_routes
+from runtime.http.routing import MethodNotAllowed, NotFound, RouteError, load_routes
 
 OK = "def handler(req, res, gctx, lctx):\n    return {'file': __file__.rsplit('handlers/', 1)[1], 'params': req.params}\n"
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.context import LocalContext
-from runtime.errors import GatiError
-from runtime.lifecycle import HookSet, HookTimeout, Lifecycle, hook
-from runtime.response import Response
-from runtime.snapshot import Snapshot, TaskState
+from runtime.core.errors import GatiError
+from runtime.http.context import LocalContext
+from runtime.http.lifecycle import HookSet, HookTimeout, Lifecycle, hook
+from runtime.http.response import Response
+from runtime.http.snapshot import Snapshot, TaskState
 
 # -- hook order for any mix of global, route and local hooks ----------------------------------------------------
 

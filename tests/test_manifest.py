@@ -1,10 +1,11 @@
 """module.toml parsing: good manifests load, bad ones are refused naming file, key, problem and fix."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from runtime.errors import ManifestError
-from runtime.manifest import load_manifest, parse_manifest
+from runtime.core.errors import ManifestError
+from runtime.core.manifest import load_manifest, parse_manifest
 
 GOOD = """
 name = "thumbs"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from runtime.manifest import Limits
+from runtime.core.manifest import Limits
 from sandboxes.native import bwrap
 from sandboxes.native.limits import Cgroups, InstanceCgroup, confine_argv
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from native_support import PROBE, ROOT, install, needs_bwrap
+
 from sandboxes.native.limits import _remove_tree
 
 pytestmark = needs_bwrap
@@ -19,12 +20,12 @@ pytestmark = needs_bwrap
 # reports where its sandboxes live, then waits to be killed.
 RUNTIME = """
 import asyncio, json, os, sys
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.modules import ModuleManager, register_module
+from runtime.core.state import StateDir
 
 async def main(module_dir, state_dir):
     state = StateDir(state_dir)
-    state.registry.register(module_dir)
+    register_module(state, module_dir)
     manager = ModuleManager(state)
     assert await manager.call("probe", "echo", "up") == "up"
     sandbox = manager._running["probe"].sandbox

@@ -2,9 +2,19 @@
 through ModuleManager and through a handler served over real HTTP."""
 
 import pytest
+from native_support import (  # noqa: F401
+    CTX,
+    LINKCHECK,
+    SHORTLINK,
+    events,
+    install,
+    manager,
+    needs_bwrap,
+    origin,
+)
 
-from native_support import CTX, LINKCHECK, SHORTLINK, events, install, manager, needs_bwrap, origin  # noqa: F401
-from runtime.errors import CapabilityDenied, GatiError
+from runtime.core.errors import CapabilityDenied, GatiError
+from runtime.modules import register_module
 
 pytestmark = needs_bwrap
 needs_go_build = pytest.mark.skipif(
@@ -14,7 +24,7 @@ needs_go_build = pytest.mark.skipif(
 
 @needs_go_build
 async def test_shortlink_go_stores_and_resolves_through_the_host(state, manager, tmp_path):
-    state.registry.register(install(tmp_path, SHORTLINK))
+    register_module(state, install(tmp_path, SHORTLINK))
     url = "https://www.debian.org/releases/bookworm/"
     made = await manager.call("shortlink", "shorten", {"url": url}, ctx=CTX)
     assert len(made["code"]) == 7 and made["url"] == url
@@ -33,7 +43,7 @@ async def test_shortlink_go_stores_and_resolves_through_the_host(state, manager,
 
 @needs_go_build
 async def test_shortlink_without_its_kv_grant_is_refused_naming_the_grant(state, manager, tmp_path):
-    state.registry.register(install(tmp_path, SHORTLINK, edit=lambda t: t.replace('kv = ["links"]', "kv = []")))
+    register_module(state, install(tmp_path, SHORTLINK, edit=lambda t: t.replace('kv = ["links"]', "kv = []")))
     with pytest.raises(CapabilityDenied) as exc:
         await manager.call("shortlink", "shorten", {"url": "https://example.com/"}, ctx=CTX)
     assert exc.value.details["grant"] == '[capabilities] kv = ["links"]'
@@ -43,7 +53,7 @@ async def test_shortlink_without_its_kv_grant_is_refused_naming_the_grant(state,
 async def test_linkcheck_py_checks_links_through_the_egress_proxy(state, manager, tmp_path, origin):
     port, hits = origin
     granted = f'egress = ["http://127.0.0.1:{port}"]'
-    state.registry.register(install(tmp_path, LINKCHECK, edit=lambda t: t.replace(t.split("\n[capabilities]\n")[1].split("\n")[0], granted)))
+    register_module(state, install(tmp_path, LINKCHECK, edit=lambda t: t.replace(t.split("\n[capabilities]\n")[1].split("\n")[0], granted)))
     base = f"http://127.0.0.1:{port}"
     report = await manager.call("linkcheck", "check", {"urls": [f"{base}/a", f"{base}/missing", "http://elsewhere.test/"]}, ctx=CTX)
     assert [(r["url"], r["ok"], r["status"]) for r in report] == [

@@ -10,10 +10,11 @@ are refused *and* audited.
 import os
 
 import pytest
-
 from native_support import CTX, PROBE, events, install, manager, needs_bwrap, origin  # noqa: F401
-from runtime.audit import verify
-from runtime.errors import ModuleCrashed, ModuleTimeout
+
+from runtime.core.audit_log import verify
+from runtime.core.errors import ModuleCrashed, ModuleTimeout
+from runtime.modules import register_module
 from sandboxes.native import process as native_process
 from sandboxes.process.handshake import ModuleStartError
 
@@ -25,7 +26,7 @@ async def probe(manager, method, payload=None):
 
 
 def register(state, tmp_path, edit=None, name=None):
-    return state.registry.register(install(tmp_path, PROBE, edit, name))
+    return register_module(state, install(tmp_path, PROBE, edit, name))
 
 
 async def test_the_sandbox_shows_only_what_is_granted(state, manager, tmp_path):
@@ -186,7 +187,7 @@ def script_module(tmp_path, body: str):
 )
 async def test_handshake_failures_say_which_with_the_stderr_tail(state, manager, tmp_path, monkeypatch, body, says):
     monkeypatch.setattr(native_process, "HANDSHAKE_TIMEOUT_S", 1.0)
-    state.registry.register(script_module(tmp_path, body))
+    register_module(state, script_module(tmp_path, body))
     with pytest.raises(ModuleStartError) as exc:
         await manager.call("starter", "run", ctx=CTX)
     assert says in exc.value.message

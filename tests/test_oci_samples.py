@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from runtime.audit import read_events
-from runtime.errors import BadPayload, CapabilityDenied
-from runtime.modules import ModuleManager
-from runtime.project import scaffold
-from runtime.state import StateDir
+from runtime.core.audit_log import read_events
+from runtime.core.errors import BadPayload, CapabilityDenied
+from runtime.core.state import StateDir
+from runtime.http.project import scaffold
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
 from sandboxes.oci import available
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(available() is not None, reason=f"container modules need a Docker engine: {available()}")]
@@ -56,7 +57,7 @@ async def manager(tmp_path):
 
 async def test_pagesum_fetches_through_the_egress_proxy_and_caches(manager, tmp_path, origin):
     port, hits = origin
-    manager.state.registry.register(pagesum_allowing(tmp_path, port))
+    register_module(manager.state, pagesum_allowing(tmp_path, port))
     url = f"http://127.0.0.1:{port}/notes"
     summary = await manager.call("pagesum", "summarize", {"url": url})
     assert summary["title"] == "Release notes" and summary["headings"] == ["Gati 1.0"]
@@ -73,7 +74,7 @@ async def test_pagesum_fetches_through_the_egress_proxy_and_caches(manager, tmp_
 
 async def test_ratelimit_in_node_keeps_buckets_in_kv(manager):
     assert (RATELIMIT / "node_modules" / "@grpc" / "grpc-js").is_dir(), "build the sample modules first: make modules"
-    manager.state.registry.register(RATELIMIT)
+    register_module(manager.state, RATELIMIT)
     bucket = {"key": "user:42", "rate": 0.5, "burst": 3}
     taken = [await manager.call("ratelimit", "take", bucket) for _ in range(4)]
     assert [t["allowed"] for t in taken] == [True, True, True, False]

@@ -1,6 +1,6 @@
 """Container modules in the real Docker engine: hardened containers, every way out refused.
 
-Driven by runtime/probes/oci (a Python SDK module whose methods each attempt one
+Driven by runtime/reports/probes/oci (a Python SDK module whose methods each attempt one
 thing and report what happened), registered from a copy whose manifest a test may change.
 The first run builds the base images (debootstrap, about a minute); later runs reuse them.
 """
@@ -15,17 +15,24 @@ from pathlib import Path
 import docker
 import pytest
 
-from runtime.audit import read_events, verify
-from runtime.call import CallContext
-from runtime.errors import IntegrityError, ModuleBusy, ModuleCrashed, ModuleNotFound, ModuleTimeout
-from runtime.modules import ModuleManager
+from runtime.core.audit_log import read_events, verify
+from runtime.core.call import CallContext
+from runtime.core.errors import (
+    IntegrityError,
+    ModuleBusy,
+    ModuleCrashed,
+    ModuleNotFound,
+    ModuleTimeout,
+)
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
 from sandboxes.oci import available
 from sandboxes.oci.containers import state_label
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(available() is not None, reason=f"container modules need a Docker engine: {available()}")]
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "runtime" / "probes" / "oci"
+PROBE = ROOT / "runtime" / "reports" / "probes" / "oci"
 ENVIRON = {"PROBE_ALLOWED": "yes", "GATI_TEST_HIDDEN": "host-only-value"}
 EGRESS_HOSTS = {"metadata.probe": "169.254.169.254", "private.probe": "127.0.0.1"}
 CTX = CallContext(request_id="req-oci", trace_id="trace-oci", caller="test")
@@ -75,7 +82,7 @@ async def still_serving(manager):
 # -- the container itself --------------------------------------------------------------
 
 async def test_container_runs_hardened(state, manager, tmp_path, engine):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     me = await probe(manager, "whoami")
     assert (me["uid"], me["gid"]) == (65534, 65534)
     assert me["cap_eff"] == me["cap_bnd"] == "0000000000000000"
@@ -98,7 +105,7 @@ async def test_container_runs_hardened(state, manager, tmp_path, engine):
 
 
 async def test_image_is_pinned_at_registration(state, manager, tmp_path, engine):
-    registration = state.registry.register(install(tmp_path))
+    registration = register_module(state, install(tmp_path))
     image = engine.images.get(registration.artifact_sha256)
     assert registration.artifact_sha256.startswith("sha256:") and "gati-module/probe:1.0.0" in image.tags
 
@@ -106,7 +113,7 @@ async def test_image_is_pinned_at_registration(state, manager, tmp_path, engine)
     image.tag("gati-test/probe", "pinned")
     try:
         pinned = install(tmp_path / "pinned", lambda t: t.replace('build = "."', 'image = "gati-test/probe:pinned"'))
-        assert state.registry.register(pinned).artifact_sha256 == registration.artifact_sha256
+        assert register_module(state, pinned).artifact_sha256 == registration.artifact_sha256
         engine.images.get(engine.images.list("gati/python")[0].id).tag("gati-test/probe", "pinned")  # the tag moves
         with pytest.raises(IntegrityError) as moved:
             await probe(manager, "echo", 1)
@@ -114,14 +121,14 @@ async def test_image_is_pinned_at_registration(state, manager, tmp_path, engine)
     finally:
         engine.images.remove("gati-test/probe:pinned")
     with pytest.raises(ModuleNotFound) as missing:
-        state.registry.register(install(tmp_path / "missing", lambda t: t.replace('build = "."', 'image = "gati-test/nothing:here"')))
+        register_module(state, install(tmp_path / "missing", lambda t: t.replace('build = "."', 'image = "gati-test/nothing:here"')))
     assert "no registry" in missing.value.message
 
 
 # -- every way out ---------------------------------------------------------------------
 
 async def test_direct_tcp_out_is_unreachable(state, manager, tmp_path, origin):
-    state.registry.register(install(tmp_path, lambda t: t.replace('egress = [', f'egress = ["http://127.0.0.1:{origin}", ')))
+    register_module(state, install(tmp_path, lambda t: t.replace('egress = [', f'egress = ["http://127.0.0.1:{origin}", ')))
     for target in ({"host": "1.1.1.1", "port": 80}, {"host": "172.17.0.1", "port": 2375}):
         assert (await probe(manager, "tcp_out", target))["error"] == "ENETUNREACH"
     # the host's loopback is not the container's: the origin cannot be reached directly ...
@@ -134,7 +141,7 @@ async def test_direct_tcp_out_is_unreachable(state, manager, tmp_path, origin):
 
 
 async def test_proxy_refuses_a_host_not_granted(state, manager, tmp_path):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     denied = await probe(manager, "proxy_get", "http://example.org/")
     assert (denied["status"], denied["denied"]) == (403, "egress")
     assert denied["body"]["error"]["grant"] == '[capabilities] egress = ["http://example.org:80"]'
@@ -149,7 +156,7 @@ async def test_proxy_refuses_a_host_not_granted(state, manager, tmp_path):
 
 @pytest.mark.parametrize("name, address", [("private.probe", "127.0.0.1"), ("metadata.probe", "169.254.169.254")])
 async def test_granted_names_resolving_to_private_addresses_are_refused(state, manager, tmp_path, name, address):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     through_proxy = await probe(manager, "proxy_get", f"http://{name}/latest/meta-data")
     assert through_proxy["status"] == 403
     assert through_proxy["body"]["error"]["grant"] == f'[capabilities] egress = ["http://{address}:80"]'
@@ -163,7 +170,7 @@ async def test_granted_names_resolving_to_private_addresses_are_refused(state, m
 async def test_host_files_not_granted_are_invisible_and_refused(state, manager, tmp_path):
     secret = tmp_path / "host-secret.txt"
     secret.write_text("the host's own file")
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     assert (await probe(manager, "read_path", "/data/hello.txt"))["data"] == "hello from a granted file\n"
     assert (await probe(manager, "read_path", str(secret)))["error"] == "ENOENT"  # not in the container at all
     assert (await probe(manager, "read_path", "/etc/shadow"))["error"] == "EACCES"  # the image's, and not ours
@@ -175,7 +182,7 @@ async def test_host_files_not_granted_are_invisible_and_refused(state, manager, 
 
 
 async def test_root_fs_and_read_only_grants_refuse_writes(state, manager, tmp_path):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     for path in ("/etc/gati-was-here", "/module/probe.py", "/data/new.txt"):
         assert (await probe(manager, "write_path", path))["error"] == "EROFS", path
     assert (await probe(manager, "write_path", "/tmp/scratch"))["ok"] is True  # the small tmpfs
@@ -189,14 +196,14 @@ async def test_root_fs_and_read_only_grants_refuse_writes(state, manager, tmp_pa
 async def test_rw_grant_is_writable(state, manager, tmp_path):
     module = install(tmp_path, lambda t: t.replace('"data" = "ro"', '"data" = "rw"'))
     (module / "data").chmod(0o777)  # the module's user (65534) owns nothing on the host
-    state.registry.register(module)
+    register_module(state, module)
     assert (await probe(manager, "write_path", "/data/direct.txt"))["ok"] is True
     assert (await probe(manager, "file_write", "/data/via-host.txt"))["status"] == 0
     assert (module / "data" / "direct.txt").read_text() == (module / "data" / "via-host.txt").read_text() == "written by probe\n"
 
 
 async def test_undeclared_env_is_absent_and_refused(state, manager, tmp_path):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     assert await probe(manager, "environ", "GATI_TEST_HIDDEN") == {"present": False, "value": None}
     assert await probe(manager, "environ", "PROBE_ALLOWED") == {"present": True, "value": "yes"}
     denied = await probe(manager, "env", "GATI_TEST_HIDDEN")
@@ -207,7 +214,7 @@ async def test_undeclared_env_is_absent_and_refused(state, manager, tmp_path):
 
 
 async def test_secret_kv_and_module_calls_go_through_the_host(state, manager, tmp_path):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     assert (await probe(manager, "kv_put", "probe/k=v1"))["status"] == 0
     assert await probe(manager, "kv_get", "probe/k") == {"status": 0, "result": "v1"}
     assert (await probe(manager, "kv_get", "elsewhere/k"))["status"] == 1
@@ -217,14 +224,14 @@ async def test_secret_kv_and_module_calls_go_through_the_host(state, manager, tm
 
 
 async def test_fork_bomb_stops_at_the_pids_limit(state, manager, tmp_path):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     bomb = await probe(manager, "fork_bomb", 500)
     assert bomb["stopped_by"]["error"] == "EAGAIN" and bomb["spawned"] < 24
     await still_serving(manager)
 
 
 async def test_memory_past_the_limit_kills_the_container_not_the_runtime(state, manager, tmp_path):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     with pytest.raises(ModuleCrashed) as crashed:
         await probe(manager, "membomb")
     assert "out of memory past its [limits] memory_mb = 96" in crashed.value.message, crashed.value.message
@@ -232,11 +239,11 @@ async def test_memory_past_the_limit_kills_the_container_not_the_runtime(state, 
     stops = events(state, "limit.memory")
     assert len(stops) == 1, stops
     [stop] = stops
-    assert (stop["decision"], stop["target"], stop["module"]) == ("deny", "96 MiB", "probe")
+    assert (stop["decision"], stop["target"], stop["module"]) == ("deny", "96 MB", "probe")
 
 
 async def test_a_method_that_never_returns_is_stopped(state, manager, tmp_path, engine):
-    state.registry.register(install(tmp_path, lambda t: t.replace("[methods.spin]", "[methods.spin]\ntimeout_ms = 1000")))
+    register_module(state, install(tmp_path, lambda t: t.replace("[methods.spin]", "[methods.spin]\ntimeout_ms = 1000")))
     await still_serving(manager)
     [before] = ours(engine, state)
     started = time.monotonic()
@@ -247,13 +254,13 @@ async def test_a_method_that_never_returns_is_stopped(state, manager, tmp_path, 
     [after] = ours(engine, state)
     assert after.id != before.id  # the spinning container was killed, not left burning CPU
     [stop] = events(state, "limit.timeout")
-    assert stop["request_id"] == "req-oci" and stop["target"].startswith("spin after")
+    assert stop["request_id"] == "req-oci" and stop["target"] == "spin: 1000 ms"
 
 
 # -- lifecycle -------------------------------------------------------------------------
 
 async def test_container_killed_from_outside_mid_call(state, manager, tmp_path, engine):
-    state.registry.register(install(tmp_path))
+    register_module(state, install(tmp_path))
     await still_serving(manager)
     call = asyncio.create_task(probe(manager, "sleep", 20))
     await asyncio.sleep(0.3)
@@ -266,7 +273,7 @@ async def test_container_killed_from_outside_mid_call(state, manager, tmp_path, 
 
 
 async def test_concurrency_is_bounded_with_backpressure(state, manager, tmp_path, engine):
-    state.registry.register(install(tmp_path, lambda t: t.replace("warm = 1", "warm = 2\nconcurrency = 2\nqueue = 0")))
+    register_module(state, install(tmp_path, lambda t: t.replace("warm = 1", "warm = 2\nconcurrency = 2\nqueue = 0")))
     slow = [asyncio.create_task(probe(manager, "sleep", 0.5)) for _ in range(2)]
     await asyncio.sleep(0.1)
     with pytest.raises(ModuleBusy):
@@ -276,7 +283,7 @@ async def test_concurrency_is_bounded_with_backpressure(state, manager, tmp_path
 
 
 async def test_orphans_of_a_dead_runtime_are_removed(state, tmp_path, engine):
-    registration = state.registry.register(install(tmp_path))
+    registration = register_module(state, install(tmp_path))
     label = state_label(state.path)
 
     def leftover(pid: str):
@@ -301,7 +308,7 @@ async def test_orphans_of_a_dead_runtime_are_removed(state, tmp_path, engine):
 
 
 async def test_close_leaves_no_container_or_socket(state, tmp_path, engine):
-    state.registry.register(install(tmp_path, lambda t: t.replace("warm = 1", "warm = 2")))
+    register_module(state, install(tmp_path, lambda t: t.replace("warm = 1", "warm = 2")))
     manager = ModuleManager(state, egress_hosts=EGRESS_HOSTS, environ=ENVIRON)
     await probe(manager, "echo", 1)
     sandbox = manager._running["probe"].sandbox

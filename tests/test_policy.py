@@ -1,10 +1,11 @@
 """Capability decisions: allowed exactly when declared, and a denial names the grant."""
 
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from runtime.capabilities.policy import Policy
-from runtime.manifest import LoadedManifest, parse_manifest
+from runtime.core.capabilities.policy import Policy
+from runtime.core.manifest import LoadedManifest, parse_manifest
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 

@@ -11,9 +11,10 @@ import pytest
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.grpc_server import serve_module
-from runtime.modules import ModuleManager
-from runtime.state import StateDir
+from runtime.core.state import StateDir
+from runtime.modules import register_module
+from runtime.modules.grpc_service import serve_module
+from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("generate", ROOT / "proto" / "generate.py")
@@ -50,7 +51,7 @@ def echo_module(tmp_path):
         'name = "echo"\nversion = "1.0.0"\nkind = "wasm"\n[artifact]\npath = "echo.wat"\n[methods.echo]\n'
     )
     state = StateDir(tmp_path / "state")
-    state.registry.register(mod)
+    register_module(state, mod)
     return state
 
 

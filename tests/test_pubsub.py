@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from runtime.pubsub import Backpressure, MemoryBus, TopicInvalid, matches
+from runtime.http.pubsub import Backpressure, MemoryBus, TopicInvalid, matches
 
 
 def test_topic_patterns_match_like_nats():
@@ -114,7 +114,7 @@ def nats_url(tmp_path):
 
 
 async def test_nats_backend_delivers_across_instances(nats_url):
-    from runtime.pubsub_nats import NatsBus
+    from runtime.http.pubsub_nats import NatsBus
 
     one = await NatsBus(nats_url).connect()
     two = await NatsBus(nats_url).connect()
@@ -134,7 +134,7 @@ async def test_nats_backend_delivers_across_instances(nats_url):
 
 
 async def test_nats_slow_subscriber_drops_instead_of_stalling(nats_url):
-    from runtime.pubsub_nats import NatsBus
+    from runtime.http.pubsub_nats import NatsBus
 
     bus = await NatsBus(nats_url, queue_size=5).connect()
     try:
@@ -154,7 +154,7 @@ async def test_app_with_nats_backend(nats_url, make_project, serve):
         {"pub.py": 'async def handler(req, res, gctx, lctx):\n    return {"n": await gctx.publish("events.x", {"a": 1})}\n'},
         toml=f'[pubsub]\nbackend = "nats"\nurl = "{nats_url}"\n',
     )
-    from runtime.pubsub_nats import NatsBus
+    from runtime.http.pubsub_nats import NatsBus
 
     watcher = await NatsBus(nats_url).connect()
     sub = await watcher.subscribe("events.>")
@@ -171,8 +171,8 @@ async def test_app_with_nats_backend(nats_url, make_project, serve):
 async def test_unreachable_nats_stops_start_up_with_a_fix(make_project):
     from aiohttp.test_utils import TestServer
 
-    from runtime.app import build_app
-    from runtime.errors import GatiError
+    from runtime.core.errors import GatiError
+    from runtime.http.app import build_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,7 +2,16 @@
 
 import pytest
 
-from runtime.secrets import EnvProvider, FileProvider, Grant, SecretAccess, SecretDenied, SecretMissing, Secrets, current_grant
+from runtime.core.secrets import (
+    EnvProvider,
+    FileProvider,
+    Grant,
+    SecretAccess,
+    SecretDenied,
+    SecretMissing,
+    Secrets,
+    current_grant,
+)
 
 
 def test_providers_in_order_and_ttl_cache(tmp_path, monkeypatch):
@@ -22,7 +31,7 @@ def test_providers_in_order_and_ttl_cache(tmp_path, monkeypatch):
     now[0] = 10.1
     assert secrets.get("db_password") == "rotated"  # and re-read after it
 
-    # the old constructor still works (runtime.host and the module manager use it)
+    # the old constructor still works (runtime.core.host and the module manager use it)
     assert Secrets(file).get("db_password") == "rotated"
     assert EnvProvider().variable("db.password-x") == "GATI_SECRET_DB_PASSWORD_X"
 
@@ -68,7 +77,7 @@ async def test_handlers_reach_only_their_declared_secrets(make_project, serve, m
     assert "s3cret" not in await r.text()
     assert await (await client.get("/global")).json() == {"n": 1}  # hooks.py grants to every route
 
-    from runtime.execution_audit import read_records
+    from runtime.http.executions import read_records
 
     events = [e for rec in read_records(gati_home / "executions.jsonl") if rec["handler"] == "db.py" for e in rec["events"]]
     assert {"type": "secret:read", "name": "db_password"}.items() <= next(e for e in events if e["type"] == "secret:read").items()

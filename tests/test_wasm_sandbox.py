@@ -1,6 +1,6 @@
 """WASM modules in real wasmtime: every host call checked and audited, limits that really stop work.
 
-Driven by the audit's probe module runtime/probes/wasm (see probe.wat for its
+Driven by the audit's probe module runtime/reports/probes/wasm (see probe.wat for its
 conventions), registered from a copy whose manifest each test may change.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.audit import read_events, verify
-from runtime.call import CallContext
-from runtime.errors import (
+from runtime.core.audit_log import read_events, verify
+from runtime.core.call import CallContext
+from runtime.core.errors import (
     BadPayload,
     CapabilityDenied,
     IntegrityError,
@@ -23,10 +23,11 @@ from runtime.errors import (
     ModuleError,
     ModuleTimeout,
 )
-from runtime.modules import ModuleManager
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "runtime" / "probes" / "wasm"
+PROBE = ROOT / "runtime" / "reports" / "probes" / "wasm"
 GREET = ROOT / "sample_modules" / "greet-wat"
 
 
@@ -59,7 +60,7 @@ async def manager(state):
 
 
 def register(state, tmp_path, source=PROBE, edit=None):
-    return state.registry.register(install(tmp_path, source, edit))
+    return register_module(state, install(tmp_path, source, edit))
 
 
 def events(state, capability=None):

@@ -22,7 +22,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.manifest import Limits
+from runtime.core.manifest import Limits
 from sandboxes.process.sandbox import pid_alive
 
 log = logging.getLogger("gati.native")

@@ -17,7 +17,7 @@ import os
 import signal
 from typing import Callable
 
-from runtime.manifest import Limits
+from runtime.core.manifest import Limits
 from sandboxes.native.limits import InstanceCgroup, confine_argv
 from sandboxes.process import handshake
 from sandboxes.process.handshake import ModuleStartError

@@ -14,11 +14,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from runtime.audit import AuditLog
-from runtime.call import CallContext
-from runtime.errors import ModuleCrashed, ModuleTimeout
-from runtime.host import Host
-from runtime.registry import Registration
+from runtime.core.call import CallContext
+from runtime.core.errors import ModuleCrashed, ModuleTimeout
+from runtime.core.host import Host
+from runtime.core.registry import Registration
 from sandboxes.native import bwrap, python
 from sandboxes.native.limits import MIB, Cgroups
 from sandboxes.native.process import BwrapProcess
@@ -48,13 +47,9 @@ def _verify(registration: Registration, artifact: Path) -> None:
 
 
 class NativeSandbox(ProcessSandbox):
-    kind = "native"
-
-    def __init__(self, registration: Registration, host: Host, shared: dict):
-        super().__init__(registration, host, shared)
-        if "native" not in shared:
-            shared["native"] = Cgroups()  # one per runtime; its close() removes the runtime's cgroups
-        self.cgroups: Cgroups = shared["native"]
+    def __init__(self, registration: Registration, host: Host, runs: Path, cgroups: Cgroups):
+        super().__init__(registration, host, runs)
+        self.cgroups = cgroups
         self.artifact: Path = registration.loaded.artifact_path()
         self.extra_ro: dict[str, Path] = {}
         self.extra_env: dict[str, str] = {}
@@ -101,7 +96,7 @@ class NativeSandbox(ProcessSandbox):
         try:
             return await super().call(method, payload, ctx, timeout_s)
         except ModuleTimeout:
-            self._audit_limit(ctx, "limit.timeout", f"{method}: {timeout_s * 1000:.0f} ms", f"[methods.{method}] timeout_ms", "killed and replaced past its deadline")
+            self.host.limit_hit(ctx, "timeout", f"{method}: {timeout_s * 1000:.0f} ms", f"[methods.{method}] timeout_ms", "killed and replaced past its deadline")
             raise
         except ModuleCrashed as err:
             if any("memory" in e for e in self._limit_events):
@@ -125,23 +120,6 @@ class NativeSandbox(ProcessSandbox):
         limits = self.manifest.limits
         for event in events:
             if "memory" in event:
-                self._audit_limit(ctx, "limit.memory", f"{limits.memory_mb} MB", "[limits] memory_mb", "killed by the kernel past its memory limit")
+                self.host.limit_hit(ctx, "memory", f"{limits.memory_mb} MB", "[limits] memory_mb", "killed by the kernel past its memory limit")
             if "processes" in event:
-                self._audit_limit(ctx, "limit.processes", f"{limits.processes} processes", "[limits] processes", f"{event['processes']} forks refused at the pids limit")
-
-    def _audit_limit(self, ctx: CallContext, capability: str, target: str, setting: str, reason: str) -> None:
-        audit: AuditLog = self.host.state.audit
-        audit.record(
-            module=self.name,
-            version=self.manifest.version,
-            caller=ctx.caller,
-            request_id=ctx.request_id,
-            trace_id=ctx.trace_id,
-            capability=capability,
-            target=target,
-            decision="deny",
-            rule=None,
-            grant=f"raise {setting} in module.toml",
-            reason=reason,
-        )
-        log.warning("module %s: %s (%s)", self.name, reason, target)
+                self.host.limit_hit(ctx, "processes", f"{limits.processes} processes", "[limits] processes", f"{event['processes']} forks refused at the pids limit")

@@ -1,6 +1,7 @@
 """Container modules: each instance a hardened container of the Docker engine, behind gRPC.
 
     images.py      local base images (debootstrap + wheels + SDK), module builds, image pinning
+    backend.py     OciBackend: one Docker client per runtime, orphans of a dead runtime removed
     containers.py  one instance = one hardened container; orphans of a dead runtime removed
     sandbox.py     OciSandbox: ProcessSandbox (sandboxes/process) with containers as processes
 
@@ -9,16 +10,17 @@ See docs/oci.md.
 
 from __future__ import annotations
 
+import docker
+import docker.errors
+
+from sandboxes.oci.backend import OciBackend
 from sandboxes.oci.sandbox import OciSandbox
 
-__all__ = ["OciSandbox", "available"]
+__all__ = ["OciBackend", "OciSandbox", "available"]
 
 
 def available() -> str | None:
     """None when a Docker engine answers here, else why container modules cannot run."""
-    import docker
-    import docker.errors
-
     try:
         client = docker.from_env(timeout=5)
         try:

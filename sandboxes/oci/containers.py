@@ -24,7 +24,7 @@ import docker
 import docker.errors
 from docker.types import LogConfig, Mount
 
-from runtime.manifest import LoadedManifest
+from runtime.core.manifest import LoadedManifest
 from sandboxes.process.handshake import ModuleStartError, parse
 from sandboxes.process.sandbox import GUEST_RUN_DIR
 

@@ -37,8 +37,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from runtime.errors import GatiError, IntegrityError, ModuleNotFound
-from runtime.manifest import LoadedManifest
+from runtime.core.errors import GatiError, IntegrityError, ModuleNotFound
+from runtime.core.manifest import LoadedManifest
 
 log = logging.getLogger("gati.oci")
 

@@ -14,9 +14,9 @@ import json
 from typing import Callable
 from urllib.parse import urlsplit
 
-from runtime.call import CallContext
-from runtime.errors import CapabilityDenied, GatiError
-from runtime.host import Host
+from runtime.core.call import CallContext
+from runtime.core.errors import CapabilityDenied, GatiError
+from runtime.core.host import Host
 
 PROXY_PORT = 3128
 MAX_HEAD = 64 * 1024

@@ -7,7 +7,7 @@ fields: magic, protocol version, network, address.
 
 from __future__ import annotations
 
-from runtime.errors import GatiError
+from runtime.core.errors import GatiError
 
 MAGIC = "GATI"
 PROTOCOL_VERSION = 1

@@ -3,7 +3,7 @@
 The socket is the identity: a request arriving here is from this module, whatever it
 says. The request id a module sends only attributes the request to one of its calls in
 flight (for the audit log); an id that is not in flight is ignored. Every operation
-goes through runtime.host.Host, the same gate the WASM host functions use.
+goes through runtime.core.host.Host, the same gate the WASM host functions use.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import grpc
 from gati_sdk.protocol.gati.host.v1 import host_pb2, host_pb2_grpc
 from gati_sdk.protocol.gati.module.v1 import module_pb2
 
-from runtime.call import CallContext
-from runtime.errors import GatiError
-from runtime.host import Host
+from runtime.core.call import CallContext
+from runtime.core.errors import GatiError
+from runtime.core.host import Host
 
 
 def _error(err: GatiError) -> module_pb2.Error:

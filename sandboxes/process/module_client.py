@@ -10,8 +10,8 @@ import grpc
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.call import CallContext
-from runtime.errors import BadPayload, GatiError, ModuleCrashed, ModuleTimeout
+from runtime.core.call import CallContext
+from runtime.core.errors import BadPayload, GatiError, ModuleCrashed, ModuleTimeout
 from sandboxes.process.handshake import ModuleStartError
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

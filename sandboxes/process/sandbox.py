@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from runtime.call import CallContext
-from runtime.errors import GatiError, ModuleCrashed, ModuleTimeout
-from runtime.host import Host
-from runtime.registry import Registration
+from runtime.core.call import CallContext
+from runtime.core.errors import GatiError, ModuleCrashed, ModuleTimeout
+from runtime.core.host import Host
+from runtime.core.registry import Registration
 from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
 from sandboxes.process.host_server import HostServer
 from sandboxes.process.module_client import ModuleClient
@@ -126,21 +126,19 @@ class Instance:
 
 
 class ProcessSandbox:
-    kind = "process"
-
-    def __init__(self, registration: Registration, host: Host, shared: dict):
+    def __init__(self, registration: Registration, host: Host, runs: Path):
+        """runs: this runtime's folder of run directories (runs_root), from the backend."""
         self.registration = registration
         self.manifest = registration.manifest
         self.name = self.manifest.name
         self.host = host
-        self.shared = shared
         self.instances: list[Instance] = []
         self._lock = asyncio.Lock()
         self._failures = 0
         self._next_start = 0.0
         self._next = 0
         self._closed = False
-        self.runs_dir = Path(tempfile.mkdtemp(dir=runs_root(host.state.path), prefix=f"{self.name}-"))
+        self.runs_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"{self.name}-"))
 
     # backends implement ----------------------------------------------------------
     async def launch(self, run_dir: Path, env: dict[str, str]) -> Process:
@@ -149,8 +147,7 @@ class ProcessSandbox:
     # shared lifecycle -------------------------------------------------------------
     def environment(self) -> dict[str, str]:
         """What the module's process sees: its sockets, the proxy, and only the declared env names."""
-        environ = self.host.manager.environ
-        env = {name: environ[name] for name in self.manifest.capabilities.env if name in environ}
+        env = self.host.start_environ()
         proxy = f"http://127.0.0.1:{PROXY_PORT}"
         env.update(
             GATI_MODULE_NAME=self.name,
@@ -164,6 +161,9 @@ class ProcessSandbox:
 
     async def start(self) -> None:
         await self._fill()
+
+    def healthy(self) -> bool:
+        return any(i.alive for i in self.instances)
 
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         instance = await self._pick()

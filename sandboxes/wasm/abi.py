@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import wasmtime
 
-from runtime.call import CallContext
-from runtime.errors import CapabilityDenied, GatiError
-from runtime.host import Host
+from runtime.core.call import CallContext
+from runtime.core.errors import CapabilityDenied, GatiError
+from runtime.core.host import Host
 
 OK, DENIED, NOT_FOUND, ERROR = 0, 1, 2, 3
 

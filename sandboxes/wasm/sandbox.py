@@ -14,10 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import wasmtime
 
-from runtime.call import CallContext
-from runtime.errors import GatiError, MethodNotFound, ModuleCrashed, ModuleError, ModuleTimeout
-from runtime.host import Host
-from runtime.registry import Registration
+from runtime.core.call import CallContext
+from runtime.core.errors import (
+    GatiError,
+    MethodNotFound,
+    ModuleCrashed,
+    ModuleError,
+    ModuleTimeout,
+)
+from runtime.core.host import Host
+from runtime.core.registry import Registration
 from sandboxes.wasm import abi
 from sandboxes.wasm.engine import TICK_S, WasmEngines
 
@@ -25,13 +31,11 @@ MIB = 1 << 20
 
 
 class WasmSandbox:
-    def __init__(self, registration: Registration, host: Host, shared: dict):
+    def __init__(self, registration: Registration, host: Host, engines: WasmEngines):
         self.registration = registration
         self.manifest = registration.manifest
         self.host = host
-        if "wasm" not in shared:
-            shared["wasm"] = WasmEngines(host.state.cache_dir)
-        self.engines: WasmEngines = shared["wasm"]
+        self.engines = engines
         self.fuel = self.manifest.limits.fuel
         self.engine = self.engines.engine(bool(self.fuel))
         self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
@@ -106,8 +110,7 @@ class WasmSandbox:
 
     def _wasi(self, state: abi.CallState) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
-        environ = self.host.manager.environ
-        wasi.env = [(name, environ[name]) for name in self.manifest.capabilities.env if name in environ]
+        wasi.env = list(self.host.start_environ().items())
         for grant in self.host.policy.file_grants:
             if grant.host.is_dir():
                 wasi.preopen_dir(str(grant.host), grant.guest, fs_mutable=grant.writable)
@@ -152,6 +155,9 @@ class WasmSandbox:
                 reason="memory limit",
             )
         return ModuleCrashed(f"{name} crashed: {_first_line(exc)}", module=self.manifest.name, method=method)
+
+    def healthy(self) -> bool:
+        return True
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,6 +1,6 @@
 """GET /thumbs/resize?width=W&height=H[&max=M] : thumbnail size from the thumbs module (C)."""
 
-from runtime.request import BadRequest
+from runtime.http.request import BadRequest
 
 
 async def handler(req, res, gctx, lctx):

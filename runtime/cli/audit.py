@@ -1,0 +1,147 @@
+"""`gati audit`: the report (the default command), `gati audit diff OLD NEW`, `gati audit verify`.
+
+    gati audit [MODULE...] [--since 24h] [--until T] [--learn] [--probe]
+               [--format table|json|sarif] [--fail-on high|medium|low] [--project DIR]
+    gati audit diff OLD NEW      OLD/NEW: module.toml, a module folder, or name[@version]
+    gati audit verify            check the log's hash chain; exit 1 naming the first broken record
+
+Exit status: 0, or 1 when --fail-on finds a finding that severe, a probe fails, a
+diff widens permissions under --fail-on-added, or the chain is broken (verify).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from runtime.cli.common import ProjectOpt, err, open_state, out, user_errors
+from runtime.core.audit_log import verify as verify_chain
+from runtime.reports import probe as probes
+from runtime.reports.diff import diff as permission_diff
+from runtime.reports.diff import resolve
+from runtime.reports.report import build_report, render, to_json, to_sarif
+from runtime.reports.usage import parse_when
+
+
+class _ReportByDefault(TyperGroup):
+    """`gati audit ...` runs the report unless the first word names a subcommand."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["report", *args]
+        return super().parse_args(ctx, args)
+
+
+audit_app = typer.Typer(
+    cls=_ReportByDefault,
+    help="What modules may do, did do and tried to do; least-privilege proposals; sandbox probes. "
+    "Without a subcommand, runs `report` (gati audit [MODULE...] [OPTIONS]).",
+    add_completion=False,
+)
+
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
+class Severity(str, Enum):
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+
+
+
+
+
+
+@audit_app.command("report")
+@user_errors
+def report(
+    modules: Annotated[Optional[list[str]], typer.Argument(help="Modules to audit (default: all registered or logged).")] = None,
+    since: Annotated[Optional[str], typer.Option(help='Start of the window: "24h", "7d" ago, an ISO time, or epoch seconds.')] = None,
+    until: Annotated[Optional[str], typer.Option(help="End of the window (same forms).")] = None,
+    learn: Annotated[bool, typer.Option("--learn", help="Propose a least-privilege module.toml (a diff) from what was used.")] = False,
+    probe: Annotated[bool, typer.Option("--probe", help="Start a probe module in each backend present and check it refuses what it must.")] = False,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table for people, json for machines, sarif for code scanning.")] = Format.table,
+    fail_on: Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """The audit report: permissions, usage, refusals, unused grants, findings."""
+    window = parse_when(since), parse_when(until)
+    results = probes.run() if probe else None
+    with open_state(project) as state:
+        result = build_report(state, modules or (), *window, learn=learn, probes=results)
+    if format is Format.json:
+        print(to_json(result))
+    elif format is Format.sarif:
+        print(json.dumps(to_sarif(result, project), indent=2, ensure_ascii=False))
+    else:
+        render(result, out)
+    if result.failed(fail_on.value if fail_on else None):
+        raise typer.Exit(1)
+
+
+@audit_app.command("diff")
+@user_errors
+def diff(
+    old: Annotated[str, typer.Argument(help="module.toml, a module folder, or a registered name[@version].")],
+    new: Annotated[str, typer.Argument(help="The same forms.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    fail_on_added: Annotated[bool, typer.Option("--fail-on-added", help="Exit 1 when NEW grants anything OLD did not (or widens a limit).")] = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """The permission difference between two manifests or two registered versions."""
+    with open_state(project) as state:
+        (old_label, old_m), (new_label, new_m) = resolve(old, state.registry), resolve(new, state.registry)
+    d = permission_diff(old_m, new_m, old_label, new_label)
+    if as_json:
+        print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        out.print(f"[bold]{escape(d.old)}[/] -> [bold]{escape(d.new)}[/]", highlight=False)
+        for g in d.added:
+            out.print(f"[green]+ {escape(g.line)}[/]\n    {escape(g.sentence)}", highlight=False)
+        for g in d.removed:
+            out.print(f"[red]- {escape(g.line)}[/]\n    {escape(g.sentence)}", highlight=False)
+        for c in d.limits:
+            out.print(f"[{'yellow' if c.wider else 'cyan'}]~ [limits] {c.name}: {c.old} -> {c.new} ({'wider' if c.wider else 'narrower'})[/]", highlight=False)
+        if not (d.added or d.removed or d.limits):
+            out.print("no permission changes")
+        elif d.added:
+            out.print(f"[bold]{len(d.added)} added grant(s) to approve[/]")
+    if fail_on_added and d.widened:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+@user_errors
+def verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Check the audit log's hash chain; name the first broken record (exit 1) if any."""
+    with open_state(project) as state:
+        path = state.audit_path
+    result = verify_chain(path)
+    if as_json:
+        print(json.dumps({"log": str(path), **vars(result)}, indent=2))
+    elif result.ok:
+        out.print(f"audit log intact: {result.records} records ({path})", highlight=False)
+    else:
+        err.print(
+            f"[bold red]audit log broken[/] at line {result.broken_line} (record seq {result.broken_seq}): {escape(result.problem)}",
+            highlight=False,
+        )
+        err.print(f"{result.records} records before it verify; {path}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)

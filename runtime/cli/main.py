@@ -1,0 +1,230 @@
+"""The `gati` command.
+
+    gati init DIR                       scaffold a project
+    gati serve DIR [--host --port]      serve it over HTTP
+    gati module register|list|show|remove|serve
+    gati call MODULE METHOD [JSON]      call a module once, in this process
+    gati audit [MODULE...]              what modules may do, did, were refused; findings (runtime/reports)
+    gati audit diff OLD NEW | verify    permission diff between manifests; check the log's hash chain
+
+Every command takes --project DIR (default: the current directory) to find the state
+directory (DIR/.gati, or $GATI_HOME). User errors print what went wrong and how to fix
+it and exit 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import msgspec
+import typer
+from aiohttp import web
+from rich.markup import escape
+from rich.table import Table
+
+from runtime.cli.audit import audit_app
+from runtime.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    err,
+    open_state,
+    out,
+    print_json,
+    user_errors,
+)
+from runtime.core.call import CallContext
+from runtime.core.errors import BadPayload, GatiError
+from runtime.http.app import PROJECT, build_app
+from runtime.http.project import load_settings, scaffold
+from runtime.modules import ModuleManager, register_module
+from runtime.modules.grpc_service import serve_module
+
+app = typer.Typer(name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=False)
+module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no_args_is_help=True)
+app.add_typer(module_app, name="module")
+app.add_typer(audit_app, name="audit")
+
+
+
+
+
+
+
+
+
+
+# project --------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def init(directory: Annotated[Path, typer.Argument(help="Where to create the project (new or empty).")]) -> None:
+    """Scaffold a project: handlers/, modules/hello (a WebAssembly module) and gati.toml."""
+    root = scaffold(directory)
+    print(f"created {root}")
+    print("  handlers/index.py          GET /")
+    print("  handlers/hello/[name].py   GET, POST /hello/{name}")
+    print("  modules/hello/             a WebAssembly module in WAT (no build step)")
+    print("  gati.toml                  server settings and [config]")
+    print(f"next: gati serve {directory}   then: curl 'http://127.0.0.1:8080/?name=you'")
+
+
+@app.command()
+@user_errors
+def serve(
+    directory: Annotated[Path, typer.Argument(help="The project to serve.")] = Path("."),
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind (default: host in gati.toml, section \\[server]).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port (default: port in gati.toml, section \\[server]).")] = None,
+) -> None:
+    """Serve a project over HTTP; its modules are registered on start."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = build_app(directory)
+    server = application[PROJECT].settings.server
+    host, port = host or server.host, port or server.port
+
+    def ready(_: str) -> None:
+        out.print(f"gati: serving {application[PROJECT].dir} on http://{host}:{port} (Ctrl+C stops)", highlight=False)
+
+    try:
+        web.run_app(application, host=host, port=port, print=ready, access_log_format='%a "%r" %s %b %Tf')
+    except OSError as exc:
+        raise GatiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", fix="choose another --port") from None
+
+
+# modules --------------------------------------------------------------------------------
+
+
+@module_app.command("register")
+@user_errors
+def module_register(
+    path: Annotated[Path, typer.Argument(help="A module folder holding module.toml (or the file itself).")],
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Register a module (again, after a rebuild): validates its manifest and records its artifact's sha256."""
+    with open_state(project) as state:
+        s = register_module(state, path).summary()
+    out.print(f"registered {s['name']} {s['version']} ({s['kind']}), sha256 {s['artifact_sha256'][:12]}", highlight=False)
+
+
+@module_app.command("list")
+@user_errors
+def module_list(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """List registered modules (the newest version of each)."""
+    with open_state(project) as state:
+        summaries = [r.summary() for r in state.registry.all()]
+    if as_json:
+        return print_json(summaries)
+    if not summaries:
+        out.print("no modules registered; add one with: gati module register PATH")
+        return
+    table = Table("name", "version", "kind", "methods", "sha256")
+    for s in summaries:
+        table.add_row(s["name"], s["version"], s["kind"], ", ".join(s["methods"]), s["artifact_sha256"][:12])
+    out.print(table)
+
+
+@module_app.command("show")
+@user_errors
+def module_show(name: str, project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Show one module: summary, methods, capabilities and limits."""
+    with open_state(project) as state:
+        reg = state.registry.get(name)
+    m = reg.manifest
+    info = {
+        **reg.summary(),
+        "description": m.description,
+        "methods": {k: msgspec.to_builtins(v) for k, v in sorted(m.methods.items())},
+        "capabilities": msgspec.to_builtins(m.capabilities),
+        "limits": msgspec.to_builtins(m.limits),
+    }
+    if as_json:
+        return print_json(info)
+    table = Table(show_header=False, box=None)
+    for key in ("name", "version", "kind", "description", "manifest", "artifact_sha256"):
+        table.add_row(f"[bold]{key}[/]", escape(str(info[key])))
+    for method, spec in info["methods"].items():
+        table.add_row("[bold]method[/]", escape(f"{method} (timeout {m.method_timeout_ms(method)} ms) {spec.get('description', '')}"))
+    for cap, value in info["capabilities"].items():
+        table.add_row(f"[bold]{cap}[/]", escape(json.dumps(value)) if value else "[dim]none[/]")
+    table.add_row("[bold]limits[/]", ", ".join(f"{k}={v}" for k, v in info["limits"].items() if v is not None))
+    out.print(table)
+
+
+@module_app.command("remove")
+@user_errors
+def module_remove(name: str, project: ProjectOpt = Path(".")) -> None:
+    """Forget a module (every registered version of it)."""
+    with open_state(project) as state:
+        count = state.registry.remove(name)
+    out.print(f"removed {name} ({count} version{'s' if count != 1 else ''})", highlight=False)
+
+
+@module_app.command("serve")
+@user_errors
+def module_serve(
+    name: str,
+    listen: Annotated[str, typer.Option(help="Where to listen, e.g. unix:/tmp/greet.sock")],
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Serve one module over gRPC (gati.module.v1 ModuleService and grpc.health.v1) until stopped."""
+    async def run(manager: Any) -> None:
+        err.print(f"gati: serving module {name} on {listen} (Ctrl+C stops)", highlight=False)
+        await serve_module(manager, name, listen)
+
+    try:
+        _with_manager(project, run)
+    except KeyboardInterrupt:
+        pass
+
+
+# calls ------------------------------------------------------------------------
+
+
+@app.command()
+def call(
+    module: str,
+    method: str,
+    payload: Annotated[Optional[str], typer.Argument(help="The payload as JSON (default: {}).")] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Call a module method once, in this process; prints the JSON result (or the error JSON on stderr, exit 1)."""
+    async def run(manager: Any) -> Any:
+        ctx = CallContext(request_id=uuid.uuid4().hex, trace_id=uuid.uuid4().hex, caller="cli")
+        return await manager.call(module, method, data, ctx=ctx)
+
+    try:
+        try:
+            data = json.loads(payload) if payload is not None else {}
+        except ValueError as exc:
+            raise BadPayload(f"the payload is not JSON: {exc}", fix="quote it for the shell, e.g. '{\"name\": \"x\"}'") from None
+        result = _with_manager(project, run)
+    except GatiError as exc:
+        print(json.dumps({"error": exc.to_dict()}, indent=2, ensure_ascii=False, default=str), file=sys.stderr)
+        raise typer.Exit(1) from None
+    print_json(result)
+
+
+def _with_manager(project: Path, fn) -> Any:
+    """Run fn(manager) on a fresh event loop with a ModuleManager for the project's state; always closes it."""
+
+    settings = load_settings(project)
+
+    async def run() -> Any:
+        with open_state(project) as state:
+            manager = ModuleManager(state, egress_hosts=dict(settings.egress.hosts))
+            try:
+                return await fn(manager)
+            finally:
+                await manager.close()
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    app()

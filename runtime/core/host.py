@@ -1,0 +1,226 @@
+"""The host gate: everything a module may ask for, checked, audited, then done.
+
+One Host per running module. Every backend calls it: the WASM host functions, and the
+gRPC Host service that container and native modules reach through their socket. Each
+operation asks the module's Policy, writes one audit event with the decision, and
+either acts or raises CapabilityDenied naming the grant that is missing.
+
+A Host is handed its collaborators and reaches nothing else: the audit log, the
+environment and secrets it may hand out, the kv stores, the egress resolver and a
+`call_module` callable (the module manager's, which the core does not know).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any, Awaitable, Callable, Mapping
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from runtime.core.audit_log import AuditLog
+from runtime.core.call import CallContext
+from runtime.core.capabilities.egress import IPAddress, Target, _ip_or_none
+from runtime.core.capabilities.policy import Decision, Policy
+from runtime.core.errors import CapabilityDenied, GatiError
+from runtime.core.kv import KvStore
+from runtime.core.manifest import LoadedManifest
+from runtime.core.secrets import Secrets
+
+# How the gate calls another module: (context, module, method, payload) -> result.
+CallModule = Callable[[CallContext, str, str, Any], Awaitable[Any]]
+
+log = logging.getLogger("gati.module")
+
+EGRESS_TIMEOUT_S = 30.0
+MAX_RESPONSE_BYTES = 10 << 20
+
+
+class EgressError(GatiError):
+    code = "egress_failed"
+    http_status = 502
+
+
+class Resolver:
+    """Names to addresses for egress: the fixed names of gati.toml [egress] hosts, else DNS."""
+
+    def __init__(self, fixed: Mapping[str, str] | None = None):
+        self.fixed = {k.lower().rstrip("."): v for k, v in (fixed or {}).items()}
+
+    async def resolve(self, target: Target) -> list[IPAddress]:
+        literal = _ip_or_none(target.host)
+        if literal is not None:
+            return [literal]
+        if target.host in self.fixed:
+            return [_ip_or_none(self.fixed[target.host])]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise EgressError(f"cannot resolve {target.host}: {exc}") from None
+        return list(dict.fromkeys(_ip_or_none(info[4][0].split("%")[0]) for info in infos))
+
+
+class Host:
+    def __init__(
+        self,
+        loaded: LoadedManifest,
+        *,
+        audit: AuditLog,
+        environ: Mapping[str, str],
+        secrets: Secrets,
+        kv: KvStore,
+        resolver: Resolver,
+        call_module: CallModule,
+    ):
+        self.manifest = loaded.manifest
+        self.policy = Policy(loaded)
+        self.audit = audit
+        self._environ = environ
+        self._secrets = secrets
+        self._kv = kv
+        self._resolver = resolver
+        self._call_module = call_module
+
+    # the one gate ---------------------------------------------------------
+    def decide(self, ctx: CallContext, decision: Decision) -> Decision:
+        """Audit the decision; raise CapabilityDenied when it is a denial."""
+        self._record(ctx, decision)
+        if not decision.allowed:
+            raise CapabilityDenied(
+                self.manifest.name, decision.capability, decision.target, decision.grant or "(no grant can allow this)", decision.reason
+            )
+        return decision
+
+    def _record(self, ctx: CallContext, decision: Decision) -> None:
+        self.audit.record(
+            module=self.manifest.name,
+            version=self.manifest.version,
+            caller=ctx.caller,
+            request_id=ctx.request_id,
+            trace_id=ctx.trace_id,
+            capability=decision.capability,
+            target=decision.target,
+            decision="allow" if decision.allowed else "deny",
+            rule=decision.rule,
+            grant=decision.grant,
+            reason=decision.reason or None,
+        )
+
+    def limit_hit(self, ctx: CallContext, limit: str, target: str, setting: str, reason: str) -> None:
+        """Audit a limit the sandbox enforced (deadline, memory, processes) beside the refused capabilities."""
+        self._record(ctx, Decision(f"limit.{limit}", target, False, grant=f"raise {setting} in module.toml", reason=reason))
+
+    # env, secrets, files, kv -------------------------------------------------
+    def start_environ(self) -> dict[str, str]:
+        """The declared env names that are set: what a sandbox hands its module at start."""
+        return {name: self._environ[name] for name in self.manifest.capabilities.env if name in self._environ}
+
+    def env_get(self, ctx: CallContext, name: str) -> str | None:
+        self.decide(ctx, self.policy.env(name))
+        return self._environ.get(name)
+
+    def secret_get(self, ctx: CallContext, name: str) -> str | None:
+        self.decide(ctx, self.policy.secret(name))
+        return self._secrets.get(name)
+
+    def file_read(self, ctx: CallContext, path: str) -> bytes | None:
+        decision, host_path = self.policy.file(path, write=False)
+        self.decide(ctx, decision)
+        try:
+            return host_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def file_write(self, ctx: CallContext, path: str, data: bytes) -> None:
+        decision, host_path = self.policy.file(path, write=True)
+        self.decide(ctx, decision)
+        host_path.write_bytes(data)
+
+    def kv_get(self, ctx: CallContext, store: str, key: str) -> bytes | None:
+        self.decide(ctx, self.policy.kv(store, write=False))
+        return self._kv.get(store, key)
+
+    def kv_put(self, ctx: CallContext, store: str, key: str, value: bytes) -> None:
+        self.decide(ctx, self.policy.kv(store, write=True))
+        self._kv.put(store, key, value)
+
+    def log(self, ctx: CallContext, level: int, message: str) -> None:
+        levels = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
+        log.log(levels.get(level, logging.INFO), "[%s %s] %s", self.manifest.name, ctx.request_id or "-", message)
+
+    # module -> module ------------------------------------------------------------
+    async def call_module(self, ctx: CallContext, module: str, method: str, payload: Any) -> Any:
+        self.decide(ctx, self.policy.module_call(module))
+        nested = ctx.nested(f"module:{self.manifest.name}", self.manifest.limits.timeout_ms / 1000)
+        return await self._call_module(nested, module, method, payload)
+
+    # egress ---------------------------------------------------------------------
+    async def egress(self, ctx: CallContext, url: str) -> tuple[Target, list[IPAddress]]:
+        """Decide on a URL by name, then by each resolved address; returns the addresses to connect to.
+
+        Used by the HTTP host call and by the egress proxy of container and native modules.
+        """
+        decision, target = self.policy.egress(url)
+        self.decide(ctx, decision)
+        assert target is not None
+        return target, await self._resolve(ctx, target)
+
+    async def http(self, ctx: CallContext, request: dict[str, Any]) -> dict[str, Any]:
+        """Make one HTTP request for the module, pinned to addresses the policy allowed."""
+        url = request.get("url")
+        if not isinstance(url, str):
+            raise EgressError("http request needs a string 'url'", fix='send {"method": "GET", "url": "https://..."}')
+        target, addresses = await self.egress(ctx, url)
+        timeout = aiohttp.ClientTimeout(total=ctx.remaining(EGRESS_TIMEOUT_S))
+        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(addresses), use_dns_cache=False, force_close=True)
+        body = request.get("body")
+        try:
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
+                async with session.request(
+                    str(request.get("method", "GET")).upper(),
+                    url,
+                    headers={str(k): str(v) for k, v in (request.get("headers") or {}).items()},
+                    data=body.encode() if isinstance(body, str) else body,
+                    allow_redirects=False,  # every hop must pass the policy: the module follows redirects itself
+                ) as resp:
+                    content = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+                    if len(content) > MAX_RESPONSE_BYTES:
+                        raise EgressError(f"response from {target} is over {MAX_RESPONSE_BYTES} bytes")
+                    return {"status": resp.status, "headers": dict(resp.headers), "body": content.decode("utf-8", "replace")}
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise EgressError(f"request to {target} failed: {exc.__class__.__name__}: {exc}") from None
+
+    async def _resolve(self, ctx: CallContext, target: Target) -> list[IPAddress]:
+        """Resolve the name, then allow only the addresses the policy allows (each decision audited)."""
+        candidates = await self._resolver.resolve(target)
+        allowed, refusal = [], None
+        for ip in candidates:
+            decision = self.policy.egress_address(target, ip)
+            if decision.allowed:
+                allowed.append(ip)
+            else:
+                refusal = decision
+        if not allowed:
+            self.decide(ctx, refusal)  # raises, with the grant that would name the address
+        return allowed
+
+
+class _PinnedResolver(AbstractResolver):
+    """Gives aiohttp only the addresses that passed the policy, so DNS cannot be asked twice."""
+
+    def __init__(self, addresses: list[IPAddress]):
+        self.addresses = addresses
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host, host=str(ip), port=port, family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                proto=0, flags=socket.AI_NUMERICHOST,
+            )
+            for ip in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,344 @@
+"""The two contexts a handler receives: `gctx` (shared, read-only) and `lctx` (one request).
+
+    async def handler(req, res, gctx, lctx):
+        gctx.config["greeting"]          # from gati.toml [config]; writing raises TypeError
+        gctx.modules.thumbs.resize({})    # the module manager, shared by every request
+        gctx.secrets.get("db_password")   # only the names this handler declared in SECRETS
+        gctx.metrics.counter("orders")    # OpenTelemetry, exported on /metrics
+        await gctx.publish("orders", {})  # every subscriber, across requests (and instances with NATS)
+        lctx.request_id, lctx.meta        # request id, trace id, path, route, version, flags
+        lctx.set("user", u); lctx.on_cleanup(close_it); lctx.compensate(undo_it)
+        await lctx.publish("step", {})    # listeners of this request only
+        lctx.spawn(coro); lctx.snapshot() # tracked tasks; state + tasks + hook position
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any, Callable
+
+from runtime.http.hooks import as_hook
+from runtime.http.snapshot import Snapshot, task_state
+
+log = logging.getLogger("gati.http")
+
+# A caller-supplied request id is echoed only when it cannot smuggle anything into logs or headers.
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# W3C Trace Context, version 00: version-traceid-parentid-flags, all lower-case hex.
+TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+
+# Where a request is; with lctx.hook_index (the hook running now within the phase) it is the
+# "hook position" a snapshot records.
+PHASES = ("received", "before", "handler", "after", "catch", "compensate", "responding", "cleanup", "done")
+
+
+def _read_only(what: str) -> TypeError:
+    return TypeError(f"{what} is read-only: it is shared by every request. Keep per-request state in lctx.set(key, value)")
+
+
+class FrozenMap(Mapping):
+    """A mapping nobody can change: gati.toml [config] as handlers see it."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping):
+        object.__setattr__(self, "_data", {k: freeze(v) for k, v in data.items()})
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+    def __repr__(self):
+        return f"FrozenMap({self._data!r})"
+
+    def __setitem__(self, key, value):
+        raise _read_only("gctx.config")
+
+    def __setattr__(self, name, value):
+        raise _read_only("gctx.config")
+
+    __delitem__ = __setitem__
+    __delattr__ = __setattr__
+
+    def _refuse(self, *args, **kwargs):
+        raise _read_only("gctx.config")
+
+    update = setdefault = pop = popitem = clear = _refuse
+
+
+class FrozenList(tuple):
+    """A list nobody can change (a tuple whose write attempts say why they fail)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args, **kwargs):
+        raise _read_only("gctx.config")
+
+    __setitem__ = __delitem__ = append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+
+
+def freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return FrozenMap(value)
+    if isinstance(value, (list, tuple)):
+        return FrozenList(freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    started_at: float
+    pid: int
+    host: str
+
+    @classmethod
+    def current(cls) -> "Instance":
+        return cls(uuid.uuid4().hex, time.time(), os.getpid(), socket.gethostname())
+
+
+class GlobalContext:
+    """What every request shares: config, this server instance, modules, secrets, metrics, pub/sub."""
+
+    __slots__ = ("config", "instance", "modules", "secrets", "metrics", "pubsub")
+
+    def __init__(
+        self,
+        config: Mapping,
+        modules: Any,
+        instance: Instance | None = None,
+        *,
+        secrets: Any = None,
+        metrics: Any = None,
+        pubsub: Any = None,
+    ):
+        object.__setattr__(self, "config", freeze(config))
+        object.__setattr__(self, "instance", instance or Instance.current())
+        object.__setattr__(self, "modules", modules)
+        object.__setattr__(self, "secrets", secrets)
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "pubsub", pubsub)
+
+    async def publish(self, topic: str, data: Any = None) -> int:
+        """Publish to every subscriber of topic (see runtime.http.pubsub); returns how many got it here."""
+        return await self.pubsub.publish(topic, data)
+
+    async def subscribe(self, topic: str):
+        """A Subscription: `async for message in sub: message.data`; close it when done."""
+        return await self.pubsub.subscribe(topic)
+
+    def __setattr__(self, name, value):
+        raise _read_only("gctx")
+
+    __delattr__ = __setattr__
+
+
+class LocalContext:
+    """One request: identity, state, local hooks and events, tasks, compensations, cleanup."""
+
+    def __init__(self, request_id: str | None = None, traceparent: str | None = None):
+        # 128 random bits, as uuid4 has (os.urandom is the same source, without building a UUID object)
+        self.request_id = request_id if request_id and REQUEST_ID_RE.match(request_id) else os.urandom(16).hex()
+        self.trace_id, self.trace_flags = _parse_traceparent(traceparent)
+        self.span_id = os.urandom(8).hex()  # this server's span; callers further down use it as parent
+        self.phase = "received"
+        self.hook_index = 0
+        self.started_at = time.monotonic()
+        self.method = self.path = self.route = ""
+        self.version = ""
+        self.flags: tuple[str, ...] = ()  # from the X-Gati-Flags header, e.g. ("debug",)
+        self.client_request_id = ""  # a caller's X-Request-Id that was not adopted (see [ingress] trust_request_id)
+        self.auth: Any = None  # the runtime.http.auth.Principal of an authenticated request
+        self.events: list[dict[str, Any]] = []
+        self.failed = False
+        self._state: dict[str, Any] = {}
+        self._cleanups: list[Callable[[], Any]] = []
+        self._compensations: list[tuple[str, Callable[[], Any]]] = []
+        self._hooks: dict[str, list] = {"before": [], "after": [], "catch": []}
+        self._listeners: dict[str, list[Callable[[Any], Any]]] = {}
+        self._tasks: list = []  # (name, asyncio.Task) while live; runtime.http.snapshot.TaskState once restored
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{self.trace_flags}"
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return MappingProxyType(
+            {
+                "request_id": self.request_id,
+                "trace_id": self.trace_id,
+                "method": self.method,
+                "path": self.path,
+                "route": self.route,
+                "version": self.version,
+                "flags": self.flags,
+                "phase": self.phase,
+                "client_request_id": self.client_request_id,
+            }
+        )
+
+    # state ------------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._state.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def delete(self, key: str) -> None:
+        self._state.pop(key, None)
+
+    def clean(self) -> None:
+        self._state.clear()
+
+    def keys(self) -> list[str]:
+        return list(self._state)
+
+    # lifecycle events --------------------------------------------------------------------
+
+    def emit(self, type: str, **fields: Any) -> None:
+        """Record a lifecycle event (hook:start, handler:end, alert, ...); it goes to the execution audit record."""
+        event = {"type": type, "request_id": self.request_id, "ms": (time.monotonic() - self.started_at) * 1000, **fields}
+        self.events.append(event)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("lifecycle %s", event)
+
+    # hooks added while the request runs ---------------------------------------------------
+
+    def before(self, fn: Callable) -> Callable:
+        """A before hook for this request only; it runs after the global and route before hooks."""
+        return self._add_hook("before", fn)
+
+    def after(self, fn: Callable) -> Callable:
+        """An after hook for this request only; it runs first among the after hooks."""
+        return self._add_hook("after", fn)
+
+    def catch(self, fn: Callable) -> Callable:
+        """A catch hook for this request only: fn(err, req, res, gctx, lctx); it runs first on failure."""
+        return self._add_hook("catch", fn)
+
+    def _add_hook(self, kind: str, fn: Callable) -> Callable:
+        self._hooks[kind].append(as_hook(fn, "local", arity=5 if kind == "catch" else 4))
+        return fn
+
+    # compensations and cleanup -----------------------------------------------------------
+
+    def compensate(self, fn: Callable[[], Any], name: str | None = None) -> Callable[[], Any]:
+        """Undo a side effect if the request fails: run newest first, each logged, a failure raises an alert."""
+        self._compensations.append((name or getattr(fn, "__name__", repr(fn)), fn))
+        return fn
+
+    def on_cleanup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Run fn (sync or async) when the request ends, whatever the outcome; usable as a decorator."""
+        self._cleanups.append(fn)
+        return fn
+
+    async def cleanup(self, timeout_s: float = 5.0) -> None:
+        """Run the hooks newest first (each within timeout_s), then cancel tasks still running.
+
+        A failing hook is logged and the others still run."""
+        if not self._cleanups and not self._tasks:
+            self.phase = "done"
+            return
+        self.phase = "cleanup"
+        while self._cleanups:
+            fn = self._cleanups.pop()
+            try:
+                result = fn()
+                if inspect.isawaitable(result):
+                    async with asyncio.timeout(timeout_s):
+                        await result
+            except Exception:
+                log.exception("cleanup hook %r failed (request %s)", fn, self.request_id)
+        cancelled = []
+        for entry in self._tasks:
+            task = entry[1] if isinstance(entry, tuple) else None
+            if task is not None and not task.done():
+                task.cancel()  # request-scoped work does not outlive its request
+                cancelled.append(task)
+                self.emit("task:cancelled", task=entry[0])
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=timeout_s)
+        self.phase = "done"
+
+    # request-scoped publish/subscribe -----------------------------------------------------
+
+    def subscribe(self, topic: str, fn: Callable[[Any], Any]) -> Callable[[], None]:
+        """Listen to topic on this request only; returns a function that stops listening."""
+        self._listeners.setdefault(topic, []).append(fn)
+        return lambda: self._listeners.get(topic, []).remove(fn) if fn in self._listeners.get(topic, []) else None
+
+    async def publish(self, topic: str, data: Any = None) -> int:
+        """Deliver to this request's listeners of topic, in order; returns how many there were."""
+        listeners = list(self._listeners.get(topic, ()))
+        for fn in listeners:
+            result = fn(data)
+            if inspect.isawaitable(result):
+                await result
+        return len(listeners)
+
+    # tasks and snapshots ---------------------------------------------------------------------
+
+    def spawn(self, coro, name: str | None = None) -> asyncio.Task:
+        """Start request-scoped work; a snapshot records its status, cleanup cancels it if still running."""
+        name = name or f"task-{len(self._tasks) + 1}"
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append((name, task))
+        return task
+
+    def snapshot(self) -> Snapshot:
+        """State, tasks with their status, the hook position and the handler version (runtime.http.snapshot)."""
+        return Snapshot(
+            request_id=self.request_id,
+            trace_id=self.trace_id,
+            route=self.route,
+            version=self.version,
+            phase=self.phase,
+            hook_index=self.hook_index,
+            state=copy.deepcopy(self._state),
+            tasks=tuple(task_state(entry) for entry in self._tasks),
+            events=tuple(copy.deepcopy(self.events)),
+            taken_at=time.time(),
+        )
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put this context back exactly as the snapshot found it: `restored.snapshot() == snap`."""
+        self.request_id, self.trace_id = snap.request_id, snap.trace_id
+        self.route, self.version = snap.route, snap.version
+        self.phase, self.hook_index = snap.phase, snap.hook_index
+        self._state = copy.deepcopy(snap.state)
+        self._tasks = [replace(t) for t in snap.tasks]
+        self.events = [dict(e) for e in copy.deepcopy(snap.events)]
+
+
+def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
+    """(trace id, parent span id, flags) of a valid W3C traceparent header, else None."""
+    m = TRACEPARENT_RE.match(header.strip()) if header else None
+    if m:
+        version, trace_id, parent_id, flags, rest = m.groups()
+        # Version ff is forbidden, all-zero ids are invalid, and version 00 has no trailing fields.
+        if version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16 and not (version == "00" and rest):
+            return trace_id, parent_id, flags
+    return None
+
+
+def _parse_traceparent(header: str | None) -> tuple[str, str]:
+    parsed = parse_traceparent(header)
+    return (parsed[0], parsed[2]) if parsed else (os.urandom(16).hex(), "01")

@@ -1,0 +1,63 @@
+"""One execution record per request, appended as a JSON line to <state dir>/executions.jsonl.
+
+    {"time": 1767.., "request_id": "..", "trace_id": "..", "method": "POST", "path": "/users",
+     "route": "/users", "handler": "users/index.py", "version": "2", "handler_sha256": "..",
+     "status": 201, "outcome": "ok", "duration_ms": 1.7, "principal": "ci-bot",
+     "events": [{"type": "hook:start", ...}, ...]}
+
+It answers "which code, at which version, ran for this request, and what happened in it".
+The capability audit log (runtime.core.audit_log: what modules may do and did) is a separate, hash-
+chained file. With [audit] snapshots = true each record also holds lctx's final snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+FILE = "executions.jsonl"
+_encoder = msgspec.json.Encoder(enc_hook=repr)  # whatever is not JSON (a handler's odd event field) is kept as its repr
+
+
+class ExecutionLog:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # O_APPEND and whole lines per write: lines from concurrent writers never interleave.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._pending: list[bytes] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Queue the record; it reaches the file at the start of the event loop's next turn.
+
+        Every request finishing in one turn shares one write(2): under load that is most of the
+        cost of a record. Outside an event loop the record is written at once."""
+        self._pending.append(_encoder.encode(record) + b"\n")
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._pending and self._fd >= 0:
+            data, self._pending = b"".join(self._pending), []
+            os.write(self._fd, data)
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

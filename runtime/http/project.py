@@ -1,0 +1,229 @@
+"""A gati project on disk: `gati.toml`, `handlers/`, `modules/`, `hooks.py`; and `gati init`.
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    handler_timeout_ms = 30000        # the whole lifecycle: before hooks, handler, after hooks
+    hook_timeout_ms = 5000            # each hook, unless hook(fn, timeout_ms=...) says otherwise
+    health_path = "/healthz"          # liveness; "" turns an endpoint off
+    ready_path = "/readyz"            # readiness: started, not stopping, modules and pub/sub healthy
+    metrics_path = "/metrics"         # Prometheus
+
+    [ingress]
+    max_body_bytes = 1048576          # 413 past this; a handler file may set MAX_BODY_BYTES
+    rate_limit = ""                   # default per route and client, e.g. "100/s"; files set RATE_LIMIT
+    trust_request_id = false          # true: keep a caller's X-Request-Id (behind a proxy that sets it)
+    api_key_header = "X-API-Key"
+
+    [auth]                            # see runtime/auth.py
+    [secrets]                         # providers = ["env", "file"], file = "secrets.toml", ttl_s = 30
+    [pubsub]                          # backend = "memory" | "nats", url, queue_size, publish_timeout_ms
+    [audit]                           # executions = true (executions.jsonl), snapshots = false
+
+    [modules]
+    paths = ["../shared/thumbs"]      # module folders outside modules/, relative to the project
+
+    [egress]
+    hosts = { "api.internal" = "10.0.0.7" }   # static name -> address overrides for module egress
+
+    [config]                          # anything; handlers read it as gctx.config, read-only
+    greeting = "hello"
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from runtime.core.errors import GatiError
+from runtime.http.ratelimit import Rate
+
+CONFIG_FILE = "gati.toml"
+TEMPLATE = Path(__file__).parent / "templates" / "project"
+
+
+class ProjectError(GatiError):
+    """A project that cannot be served: names the file, the key, the problem and the fix."""
+
+    code = "project_invalid"
+
+    def __init__(self, file: Path | str, key: str, problem: str, fix: str):
+        super().__init__(f"{file}: {key}: {problem}", fix=fix, file=str(file), key=key, problem=problem)
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class Server(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    handler_timeout_ms: int = 30_000
+    hook_timeout_ms: int = 5_000
+    health_path: str = "/healthz"
+    ready_path: str = "/readyz"
+    metrics_path: str = "/metrics"
+
+
+class Ingress(_Strict):
+    max_body_bytes: int = 1024 * 1024
+    rate_limit: str = ""
+    trust_request_id: bool = False
+    api_key_header: str = "X-API-Key"
+
+
+class ApiKey(_Strict):
+    secret: str
+    roles: list[str] = []
+
+
+class Auth(_Strict):
+    jwt_secret: str = ""
+    jwt_algorithms: list[str] = msgspec.field(default_factory=lambda: ["HS256"])
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_s: float = 0
+    roles_claim: str = "roles"
+    api_keys: dict[str, ApiKey] = {}
+
+
+class SecretsSettings(_Strict):
+    providers: list[str] = msgspec.field(default_factory=lambda: ["env", "file"])
+    env_prefix: str = "GATI_SECRET_"
+    file: str = "secrets.toml"
+    ttl_s: float = 30.0
+
+
+class PubSub(_Strict):
+    backend: str = "memory"
+    url: str = "nats://127.0.0.1:4222"
+    queue_size: int = 1000
+    publish_timeout_ms: int = 1000
+    subject_prefix: str = "gati."
+
+
+class AuditSettings(_Strict):
+    executions: bool = True
+    snapshots: bool = False
+    endpoint: str = ""  # e.g. "/_gati/audit": the `gati audit` report over HTTP; off when empty
+    token_secret: str = "audit_token"  # the secret holding the endpoint's bearer token
+
+
+class Modules(_Strict):
+    paths: list[str] = []
+
+
+class Egress(_Strict):
+    hosts: dict[str, str] = {}
+
+
+class Settings(_Strict):
+    server: Server = Server()
+    ingress: Ingress = Ingress()
+    auth: Auth = Auth()
+    secrets: SecretsSettings = SecretsSettings()
+    pubsub: PubSub = PubSub()
+    audit: AuditSettings = AuditSettings()
+    modules: Modules = Modules()
+    egress: Egress = Egress()
+    config: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Project:
+    dir: Path
+    settings: Settings
+
+    @property
+    def handlers_dir(self) -> Path:
+        return self.dir / "handlers"
+
+    @property
+    def hooks_file(self) -> Path:
+        return self.dir / "hooks.py"
+
+    def module_dirs(self) -> list[Path]:
+        """Every module folder to register on start: modules/*/ with a module.toml, then [modules] paths."""
+        found = sorted(p.parent for p in (self.dir / "modules").glob("*/module.toml"))
+        for i, extra in enumerate(self.settings.modules.paths):
+            path = (self.dir / extra).resolve()
+            if not (path / "module.toml").is_file():
+                raise ProjectError(
+                    self.dir / CONFIG_FILE, f"modules.paths[{i}]", f"{path} holds no module.toml", "point at a module folder"
+                )
+            found.append(path)
+        return found
+
+
+def load_project(project_dir: str | Path) -> Project:
+    root = Path(project_dir).resolve()
+    file = root / CONFIG_FILE
+    if not file.is_file():
+        raise ProjectError(file, "(file)", "not a gati project (no gati.toml)", f"create one with: gati init {project_dir}")
+    return Project(root, parse_settings(file.read_bytes(), file))
+
+
+def load_settings(project_dir: str | Path) -> Settings:
+    """gati.toml's settings when there is one, else the defaults (CLI verbs work outside projects)."""
+    file = Path(project_dir) / CONFIG_FILE
+    return parse_settings(file.read_bytes(), file) if file.is_file() else Settings()
+
+
+def parse_settings(text: bytes, file: Path) -> Settings:
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProjectError(file, "(file)", f"not valid TOML: {exc}", "fix the TOML syntax at the position shown") from None
+    try:
+        settings = msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        problem, _, where = str(exc).partition(" - at `")
+        key = where.rstrip("`").removeprefix("$").lstrip(".") or "(top level)"
+        unknown = re.match(r"Object contains unknown field `(.+)`", problem)
+        if unknown:
+            key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress] and [config] (free-form)"
+            raise ProjectError(file, key, "unknown key", fix) from None
+        raise ProjectError(file, key, problem, "give it a value of the expected type") from None
+    if not 0 < settings.server.port < 65536:
+        raise ProjectError(file, "server.port", f"{settings.server.port} is not a TCP port", "use 1-65535")
+    for key, value, example in (
+        ("server.handler_timeout_ms", settings.server.handler_timeout_ms, "handler_timeout_ms = 30000"),
+        ("server.hook_timeout_ms", settings.server.hook_timeout_ms, "hook_timeout_ms = 5000"),
+        ("ingress.max_body_bytes", settings.ingress.max_body_bytes, "max_body_bytes = 1048576"),
+        ("pubsub.queue_size", settings.pubsub.queue_size, "queue_size = 1000"),
+        ("pubsub.publish_timeout_ms", settings.pubsub.publish_timeout_ms, "publish_timeout_ms = 1000"),
+    ):
+        if value <= 0:
+            raise ProjectError(file, key, "must be positive", f"e.g. {example}")
+    for key in ("health_path", "ready_path", "metrics_path"):
+        path = getattr(settings.server, key)
+        if path and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
+            raise ProjectError(file, f"server.{key}", f"{path!r} is not a URL path", 'e.g. "/metrics", or "" to turn it off')
+    if settings.pubsub.backend not in ("memory", "nats"):
+        raise ProjectError(file, "pubsub.backend", f"unknown backend {settings.pubsub.backend!r}", 'use "memory" or "nats"')
+    unknown = set(settings.secrets.providers) - {"env", "file"}
+    if unknown:
+        raise ProjectError(file, "secrets.providers", f"unknown provider(s) {sorted(unknown)}", 'use "env" and/or "file"')
+    if settings.ingress.rate_limit:
+        try:
+            Rate.parse(settings.ingress.rate_limit)
+        except ValueError as exc:
+            raise ProjectError(file, "ingress.rate_limit", str(exc), 'e.g. rate_limit = "100/s"') from None
+    return settings
+
+
+def scaffold(target: str | Path) -> Path:
+    """Copy the project template into target (new or empty); returns the project path."""
+    root = Path(target).resolve()
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise GatiError(f"{root} exists and is not empty", fix="choose a new directory name")
+    shutil.copytree(TEMPLATE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".gitignore").write_text(".gati/\n__pycache__/\n")
+    return root

@@ -1,0 +1,300 @@
+"""File-based routes: the layout of `handlers/` is the URL space.
+
+    handlers/index.py            ->  /
+    handlers/users/index.py      ->  /users
+    handlers/users/[id].py       ->  /users/{id}
+    handlers/files/[...path].py  ->  /files/{path}   (the rest of the path, slashes included)
+
+A file exports `handler` and may declare (all optional):
+
+    METHODS = ["GET", "POST"]        # default ["GET"]
+    TIMEOUT_MS = 5000                # the whole lifecycle; default [server] handler_timeout_ms
+    VERSION = "2"                    # in lctx.meta, spans, execution records and snapshots
+    BEFORE = [fn, hook(fn, timeout_ms=100, retries=2)]   # route hooks (runtime.http.lifecycle)
+    AFTER = [fn]
+    CATCH = [fn]                     # fn(err, req, res, gctx, lctx)
+    REQUEST = NewUser                # body type (runtime.http.gtype); or `req: Request[NewUser]`
+    RESPONSE = User                  # response type; or the handler's return annotation
+    AUTH = {"roles": ["admin"]}      # or True (any authenticated caller); runtime.http.auth
+    RATE_LIMIT = "10/s"              # per client; runtime.http.ratelimit
+    MAX_BODY_BYTES = 65536           # default [ingress] max_body_bytes
+    SECRETS = ["db_password"]        # what gctx.secrets.get may read here
+
+Files and folders starting with `_` or `.` are not routes. `hooks.py` at the project root
+holds the global hooks: BEFORE, AFTER, CATCH, STARTUP, SHUTDOWN and SECRETS.
+Static segments win over parameters, and parameters over catch-alls, whatever the
+file names, so `users/me.py` answers /users/me and `users/[id].py` everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import re
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from runtime.core.errors import GatiError
+from runtime.http.auth import AuthRule
+from runtime.http.gtype import GType, GTypeError
+from runtime.http.lifecycle import HookSet
+from runtime.http.ratelimit import Rate
+from runtime.http.request import Request
+
+KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+PARAM_RE = re.compile(r"^\[(\.\.\.)?([A-Za-z_][A-Za-z0-9_]*)\]$")
+
+
+class RouteError(GatiError):
+    """A handler file that cannot be served: names the file, the problem and the fix."""
+
+    code = "route_invalid"
+
+    def __init__(self, file: Path | str, problem: str, fix: str):
+        super().__init__(f"{file}: {problem}", fix=fix, file=str(file), problem=problem)
+
+
+class NotFound(GatiError):
+    code = "not_found"
+    http_status = 404
+
+
+class MethodNotAllowed(GatiError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: str  # "/users/{id}", as people read it
+    file: Path
+    handler: Callable[..., Any]
+    methods: frozenset[str]
+    timeout_ms: int | None
+    regex: re.Pattern
+    rank: tuple  # sort key: static segments first, catch-alls last
+    hooks: HookSet = field(default_factory=HookSet)
+    request_type: GType | None = None
+    response_type: GType | None = None
+    auth: AuthRule | None = None
+    rate_limit: Rate | None = None
+    max_body_bytes: int | None = None
+    secrets: frozenset[str] = frozenset()
+    version: str = ""
+    sha256: str = ""  # of the handler file, for execution records
+    rel: str = ""  # the file, relative to handlers/
+
+    def allows(self, method: str) -> bool:
+        # HEAD is a GET without a body; aiohttp drops the body for us.
+        return method in self.methods or (method == "HEAD" and "GET" in self.methods)
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route
+    params: dict[str, str]
+
+
+class Router:
+    def __init__(self, routes: list[Route]):
+        self.routes = sorted(routes, key=lambda r: r.rank)
+
+    def match(self, method: str, raw_path: str) -> Match:
+        """The route for method and path; NotFound or MethodNotAllowed (naming what is allowed) otherwise."""
+        path = raw_path.rstrip("/") or "/"
+        allowed: set[str] = set()
+        for route in self.routes:
+            m = route.regex.match(path)
+            if m is None:
+                continue
+            if route.allows(method):
+                return Match(route, {k: unquote(v) for k, v in m.groupdict().items()})
+            allowed |= route.methods
+        if allowed:
+            methods = ", ".join(sorted(allowed))
+            err = MethodNotAllowed(f"{method} is not allowed on {path}", fix=f"use one of: {methods}", allow=methods)
+            err.http_headers = {"Allow": methods}
+            raise err
+        raise NotFound(f"no route for {path}", fix="add a handler file under handlers/ for this path", path=path)
+
+
+def load_routes(handlers_dir: str | Path) -> Router:
+    """Import every handler file under handlers_dir; any bad file stops start-up with a RouteError."""
+    root = Path(handlers_dir).resolve()
+    if not root.is_dir():
+        raise RouteError(root, "no handlers directory", "create it, or scaffold a project with: gati init DIR")
+    routes: list[Route] = []
+    seen: dict[str, Path] = {}
+    for file in sorted(root.rglob("*.py")):
+        rel = file.relative_to(root)
+        if any(part.startswith(("_", ".")) for part in rel.parts):
+            continue
+        pattern, regex, rank, shape = _compile(rel)
+        if shape in seen:
+            raise RouteError(file, f"serves the same paths as {seen[shape]}", "remove or rename one of the two files")
+        seen[shape] = file
+        routes.append(_load(file, root, pattern, regex, rank))
+    return Router(routes)
+
+
+def _compile(rel: Path) -> tuple[str, re.Pattern, tuple, str]:
+    parts = list(rel.with_suffix("").parts)
+    if parts[-1] == "index":
+        parts.pop()
+    shown, regex, rank, shape = [], [], [], []
+    for i, part in enumerate(parts):
+        m = PARAM_RE.match(part)
+        if m is None:
+            if "[" in part or "]" in part or "{" in part or "}" in part:
+                raise RouteError(rel, f"{part!r} is neither a plain name nor a [param]", "name it like [id] or [...rest]")
+            shown.append(part)
+            regex.append(re.escape(part))
+            rank.append(0)
+            shape.append(part)
+            continue
+        catch_all, name = m.groups()
+        if catch_all and i != len(parts) - 1:
+            raise RouteError(rel, f"[...{name}] must be the last part of the path", "move the catch-all to the file name")
+        shown.append("{" + name + "}")
+        regex.append(f"(?P<{name}>.+)" if catch_all else f"(?P<{name}>[^/]+)")
+        rank.append(2 if catch_all else 1)
+        shape.append("**" if catch_all else "*")
+    try:
+        compiled = re.compile("^/" + "/".join(regex) + "$")
+    except re.error:
+        raise RouteError(rel, "a parameter name is used twice in the path", "give each [param] its own name") from None
+    return "/" + "/".join(shown), compiled, tuple(rank), "/".join(shape)
+
+
+def import_file(file: Path, prefix: str = "gati_handlers") -> ModuleType:
+    """Import a project's Python file under a name unique to it, so projects (and tests) never share modules."""
+    digest = hashlib.sha1(str(file).encode()).hexdigest()[:12]
+    name = f"{prefix}.{re.sub(r'[^A-Za-z0-9_]', '_', file.stem)}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise RouteError(file, f"importing it failed: {type(exc).__name__}: {exc}", "fix the error in the file") from exc
+    return module
+
+
+@dataclass(frozen=True)
+class ProjectHooks:
+    """hooks.py at the project root: hooks for every route, start-up and shutdown functions."""
+
+    hooks: HookSet = field(default_factory=HookSet)
+    startup: tuple[Callable[..., Any], ...] = ()  # fn(gctx), sync or async, in order, before the app is ready
+    shutdown: tuple[Callable[..., Any], ...] = ()  # fn(gctx), in reverse order, while the app stops
+    secrets: frozenset[str] = frozenset()  # granted to every request and to startup/shutdown
+
+
+def load_project_hooks(file: Path) -> ProjectHooks:
+    if not file.is_file():
+        return ProjectHooks()
+    module = import_file(file, "gati_project")
+    hooks = _hooks(module, file, "global")
+    lists = {}
+    for name in ("STARTUP", "SHUTDOWN"):
+        items = getattr(module, name, [])
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)) or not all(callable(f) for f in items):
+            raise RouteError(file, f"{name} = {items!r} is not a list of functions", f"e.g. {name} = [connect_db]; each takes (gctx)")
+        lists[name] = tuple(items)
+    return ProjectHooks(hooks, lists["STARTUP"], lists["SHUTDOWN"], _secrets(module, file))
+
+
+def _hooks(module: ModuleType, file: Path, level: str) -> HookSet:
+    found = {}
+    for name in ("BEFORE", "AFTER", "CATCH"):
+        items = getattr(module, name, [])
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+            raise RouteError(file, f"{name} = {items!r} is not a list", f"e.g. {name} = [my_hook]")
+        found[name.lower()] = items
+    try:
+        return HookSet.of(level, **found)
+    except (TypeError, ValueError) as exc:
+        raise RouteError(file, str(exc), "hooks take (req, res, gctx, lctx); catch hooks take (err, req, res, gctx, lctx)") from None
+
+
+def _secrets(module: ModuleType, file: Path) -> frozenset[str]:
+    names = getattr(module, "SECRETS", [])
+    if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
+        raise RouteError(file, f"SECRETS = {names!r} is not a list of secret names", 'e.g. SECRETS = ["db_password"]')
+    return frozenset(names)
+
+
+def _types(module: ModuleType, handler: Callable, file: Path) -> tuple[GType | None, GType | None]:
+    """REQUEST / RESPONSE, else the handler's hints: `req: Request[T]` and its return annotation."""
+    request, response = getattr(module, "REQUEST", None), getattr(module, "RESPONSE", None)
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as exc:
+        if request is None or response is None:
+            raise RouteError(file, f"the handler's type hints cannot be resolved: {exc}", "import the types the hints name") from None
+        hints = {}
+    params = list(inspect.signature(handler).parameters)
+    req_hint = hints.get(params[0]) if params else None
+    if request is None and typing.get_origin(req_hint) is Request:
+        request = typing.get_args(req_hint)[0]
+    returned = hints.get("return")
+    # `-> web.Response` or `-> None` say how the handler answers, not what the body holds
+    http_object = isinstance(returned, type) and returned.__module__.split(".")[0] in ("aiohttp", "runtime")
+    if response is None and returned not in (None, type(None), Any) and not http_object:
+        response = returned
+    try:
+        return (GType.of(request) if request is not None else None, GType.of(response) if response is not None else None)
+    except GTypeError as err:
+        raise RouteError(file, err.message, err.fix or "use a TypedDict or a dataclass") from None
+
+
+def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) -> Route:
+    module = import_file(file)
+    handler = getattr(module, "handler", None)
+    if not callable(handler):
+        raise RouteError(file, "exports no handler", "define: async def handler(req, res, gctx, lctx)")
+    methods = getattr(module, "METHODS", ["GET"])
+    if isinstance(methods, str) or not methods or not all(isinstance(m, str) and m.upper() in KNOWN_METHODS for m in methods):
+        raise RouteError(file, f"METHODS = {methods!r} is not a list of HTTP methods", 'e.g. METHODS = ["GET", "POST"]')
+    timeout_ms = _positive(module, "TIMEOUT_MS", file, "TIMEOUT_MS = 5000")
+    max_body = _positive(module, "MAX_BODY_BYTES", file, "MAX_BODY_BYTES = 65536")
+    try:
+        auth = AuthRule.parse(getattr(module, "AUTH", None))
+    except ValueError as exc:
+        raise RouteError(file, str(exc), 'e.g. AUTH = {"roles": ["admin"]} or AUTH = True') from None
+    rate = getattr(module, "RATE_LIMIT", None)
+    try:
+        rate = Rate.parse(rate) if rate is not None else None
+    except ValueError as exc:
+        raise RouteError(file, str(exc), 'e.g. RATE_LIMIT = "10/s"') from None
+    version = getattr(module, "VERSION", "")
+    if not isinstance(version, (str, int)) or isinstance(version, bool):
+        raise RouteError(file, f"VERSION = {version!r} is not a string", 'e.g. VERSION = "2"')
+    request_type, response_type = _types(module, handler, file)
+    return Route(
+        pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank,
+        hooks=_hooks(module, file, "route"),
+        request_type=request_type,
+        response_type=response_type,
+        auth=auth,
+        rate_limit=rate,
+        max_body_bytes=max_body,
+        secrets=_secrets(module, file),
+        version=str(version),
+        sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+        rel=str(file.relative_to(root)),
+    )
+
+
+def _positive(module: ModuleType, name: str, file: Path, example: str) -> Any:
+    value = getattr(module, name, None)
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+        raise RouteError(file, f"{name} = {value!r} is not a positive number", f"e.g. {example}")
+    return value

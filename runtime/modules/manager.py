@@ -1,0 +1,201 @@
+"""The module manager: owns the backends, starts sandboxes, routes every call to a module.
+
+Handlers reach it through gctx.modules (handles.py), modules through their host gate's
+`call_module`, the CLI directly. A call looks the module up in the registry, checks the method is declared, encodes the
+payload as JSON, waits for a slot (bounded concurrency and a bounded queue: past that
+the call is refused as busy, never queued without end), runs it in the module's
+sandbox under its deadline, and decodes the JSON answer. Failures are the typed errors
+of runtime.core.errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any, Callable
+
+from runtime.core.call import MAX_CALL_DEPTH, CallContext, request_context
+from runtime.core.errors import (
+    BadPayload,
+    GatiError,
+    MethodNotFound,
+    ModuleBusy,
+    ModuleTimeout,
+)
+from runtime.core.host import Host, Resolver
+from runtime.core.registry import Registration
+from runtime.core.secrets import Secrets
+from runtime.core.state import StateDir
+from runtime.modules.backends import Backends
+from sandboxes import Sandbox
+
+# JSON payloads in and out of a module; gRPC's own message limit is 4 MiB, and a WASM module
+# must copy its input into its own linear memory.
+MAX_PAYLOAD_BYTES = 4 << 20
+
+# How long past its own deadline we wait for a sandbox before giving up on it: the
+# sandbox stops the work itself (epochs, kill); this only guards against a stuck backend.
+BACKSTOP_S = 2.0
+
+
+class _Running:
+    """A started sandbox plus the gate that bounds its concurrency."""
+
+    def __init__(self, registration: Registration, sandbox: Sandbox):
+        self.registration = registration
+        self.sandbox = sandbox
+        limits = registration.manifest.limits
+        self.slots = asyncio.Semaphore(limits.concurrency)
+        self.max_waiting = limits.queue
+        self.waiting = 0
+
+    async def call(self, method: str, data: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+        name = self.registration.name
+        if self.slots.locked() and self.waiting >= self.max_waiting:
+            raise ModuleBusy(
+                f"module {name} is at its concurrency limit with {self.waiting} calls waiting",
+                fix="retry later, or raise [limits] concurrency / queue",
+                module=name,
+            )
+        if self.slots.locked():
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.slots.acquire()
+            except TimeoutError:
+                raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
+            finally:
+                self.waiting -= 1
+        else:
+            await self.slots.acquire()  # free: returns at once
+        try:
+            async with asyncio.timeout(timeout_s + BACKSTOP_S):
+                return await self.sandbox.call(method, data, ctx, timeout_s)
+        except TimeoutError:
+            raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
+        finally:
+            self.slots.release()
+
+
+class ModuleManager:
+    def __init__(
+        self,
+        state: StateDir,
+        *,
+        egress_hosts: dict[str, str] | None = None,
+        secrets: Secrets | None = None,
+        environ: dict[str, str] | None = None,
+    ):
+        self.state = state
+        self.resolver = Resolver(egress_hosts)
+        self.secrets = secrets or Secrets()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.backends = Backends(state)
+        self._running: dict[str, _Running] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+        # Told of every call: (module, method, outcome "ok" or an error code, seconds). The app records metrics with it.
+        self.observer: Callable[[str, str, str, float], None] | None = None
+
+    def health(self) -> dict[str, str]:
+        """Each registered module: "ok" (started), "down" (its sandbox says it is unhealthy) or "idle" (not started yet)."""
+        out = {}
+        for name in self.state.registry.names():
+            running = self._running.get(name)
+            out[name] = "idle" if running is None else "ok" if running.sandbox.healthy() else "down"
+        return out
+
+    async def call(self, module: str, method: str, payload: Any = None, *, ctx: CallContext | None = None) -> Any:
+        if self.observer is None:
+            return await self._call(module, method, payload, ctx)
+        start, outcome = time.perf_counter(), "ok"
+        try:
+            return await self._call(module, method, payload, ctx)
+        except GatiError as err:
+            outcome = err.code
+            raise
+        except BaseException as err:
+            outcome = type(err).__name__
+            raise
+        finally:
+            self.observer(module, method, outcome, time.perf_counter() - start)
+
+    async def _call(self, module: str, method: str, payload: Any, ctx: CallContext | None) -> Any:
+        ctx = ctx or request_context.get()
+        if ctx.depth > MAX_CALL_DEPTH:
+            raise GatiError(f"module call chain deeper than {MAX_CALL_DEPTH} (a loop?) at {module}.{method}", module=module)
+        registration = self.state.registry.get(module)
+        manifest = registration.manifest
+        if method not in manifest.methods:
+            raise MethodNotFound(
+                f"module {module!r} has no method {method!r}",
+                fix=f"call one of: {', '.join(sorted(manifest.methods))}, or declare [methods.{method}] in its module.toml",
+                module=module,
+                method=method,
+            )
+        try:
+            data = json.dumps(payload, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise BadPayload(f"payload for {module}.{method} is not JSON-compatible: {exc}", module=module, method=method) from None
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise BadPayload(
+                f"payload for {module}.{method} is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit",
+                fix="send less per call (split it, or pass a kv key or a file path the module is granted)",
+                module=module,
+                method=method,
+            )
+        running = await self._running_for(registration)
+        timeout_s = ctx.remaining(manifest.method_timeout_ms(method) / 1000)
+        out = await running.call(method, data, ctx, timeout_s)
+        if len(out) > MAX_PAYLOAD_BYTES:
+            raise BadPayload(f"{module}.{method} answered {len(out)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", module=module, method=method)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise BadPayload(
+                f"{module}.{method} answered with something that is not JSON: {out[:80]!r}",
+                fix="the module must write JSON with its output function",
+                module=module,
+                method=method,
+            ) from None
+
+    async def _running_for(self, registration: Registration) -> _Running:
+        """The started sandbox for this exact registration, starting (or restarting) it when needed."""
+        name = registration.name
+        running = self._running.get(name)
+        if running is not None and running.registration == registration:
+            return running
+        lock = self._starting.setdefault(name, asyncio.Lock())
+        async with lock:
+            running = self._running.get(name)
+            if running is not None and running.registration == registration:
+                return running
+            sandbox = self.backends.of(registration.manifest.kind).sandbox(registration, self._host(registration))
+            await sandbox.start()
+            if running is not None:
+                await running.sandbox.close()  # a newer registration replaces the old one
+            self._running[name] = _Running(registration, sandbox)
+            return self._running[name]
+
+    def _host(self, registration: Registration) -> Host:
+        """The gate of one module, handed exactly what it may give out."""
+
+        async def call_module(ctx: CallContext, module: str, method: str, payload: Any) -> Any:
+            return await self.call(module, method, payload, ctx=ctx)
+
+        return Host(
+            registration.loaded,
+            audit=self.state.audit,
+            environ=self.environ,
+            secrets=self.secrets,
+            kv=self.state.kv,
+            resolver=self.resolver,
+            call_module=call_module,
+        )
+
+    async def close(self) -> None:
+        for running in self._running.values():
+            await running.sandbox.close()
+        self._running.clear()
+        await self.backends.close()

@@ -1,0 +1,43 @@
+"""The OCI backend: one Docker client per runtime, and the containers a dead runtime left behind removed at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from runtime.core.errors import GatiError
+from runtime.core.host import Host
+from runtime.core.registry import Registration
+from sandboxes.oci import containers
+from sandboxes.oci.sandbox import OciSandbox
+from sandboxes.process.sandbox import runs_root
+
+
+class EngineUnavailable(GatiError):
+    code = "engine_unavailable"
+    http_status = 503
+
+
+class OciBackend:
+    kind = "oci"
+
+    def __init__(self, state_path: Path):
+        try:
+            self.client = docker.from_env()
+            self.client.ping()
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                f"no Docker engine is reachable for container modules: {exc}",
+                fix="run `make setup` (installs docker.io and starts dockerd), or start dockerd yourself",
+            ) from None
+        self.state_label = containers.state_label(state_path)
+        self.runs = runs_root(state_path)
+        containers.remove_orphans(self.client, self.state_label)
+
+    def sandbox(self, registration: Registration, host: Host) -> OciSandbox:
+        return OciSandbox(registration, host, self.runs, self.client, self.state_label)
+
+    async def close(self) -> None:
+        self.client.close()
