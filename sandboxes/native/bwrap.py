@@ -11,7 +11,7 @@ The guest sees an empty root (read-only) holding:
     /run/gati                         the instance's run directory, read-write (module.sock, host.sock)
     /app/NAME                         the executable, read-only
     /data ...                         each declared file grant, read-only unless `rw`, at the guest
-                                      path the Policy uses (runtime/capabilities/files.py)
+                                      path the Policy uses (runtime/core/capabilities/files.py)
     /opt/gati/python                  for Python scripts only: the SDK and grpcio, read-only
 
 Every namespace is new (user, pid, net, ipc, uts, cgroup): the network is a loopback of its
