@@ -33,7 +33,7 @@ from rich.table import Table
 from bench.common import percentiles, table, time_async, time_sync
 from runtime.core.call import CallContext, request_context
 from runtime.core.state import StateDir
-from runtime.modules import register_module
+from runtime.modules import ModuleSet, register_module
 from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ async def warm_calls(state: StateDir) -> tuple[list, dict]:
 
 async def _warm_calls(manager: ModuleManager) -> tuple[list, dict]:
     request_context.set(CallContext(request_id="bench", caller="handler:/bench"))
-    probe = manager.modules.probe
+    probe = ModuleSet(manager).probe
     assert await probe.echo(PAYLOAD) == PAYLOAD
     socket = manager._running["probe"].sandbox.instances[0].client.socket_path
 

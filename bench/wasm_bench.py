@@ -19,7 +19,7 @@ import wasmtime
 from bench.common import percentiles, table, time_async, time_sync
 from runtime.core.call import CallContext, request_context
 from runtime.core.state import StateDir
-from runtime.modules import register_module
+from runtime.modules import ModuleSet, register_module
 from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def bare_wasmtime(wasm: Path):
 async def through_gati(state: StateDir) -> list[float]:
     manager = ModuleManager(state)
     request_context.set(CallContext(request_id="bench", caller="handler:/bench"))
-    greet = manager.modules.greet
+    greet = ModuleSet(manager).greet
     await greet.hello(PAYLOAD)  # compile / load once
     samples = await time_async(lambda: greet.hello(PAYLOAD), N)
     await manager.close()
