@@ -25,6 +25,7 @@ from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 
 from bench.common import percentiles, table, time_async
 from runtime.core.call import CallContext
+from runtime.core.capabilities.files import grants_of
 from runtime.core.state import StateDir
 from runtime.modules import register_module
 from runtime.modules.manager import ModuleManager
@@ -83,7 +84,7 @@ def gati_argv(registration, run_dir: Path, info_fd: int, block_fd: int) -> list[
     return bwrap.command(
         artifact=registration.loaded.artifact_path(), args=[], run_dir=run_dir, guest_run_dir="/run/gati",
         env={"GATI_MODULE_SOCKET": "/run/gati/module.sock", "GATI_HOST_SOCKET": "/run/gati/host.sock"},
-        grants=registration.loaded.file_grants(), extra_ro={}, tmp_bytes=64 << 20, info_fd=info_fd, block_fd=block_fd,
+        grants=grants_of(registration.manifest.capabilities.files, registration.loaded.base_dir), extra_ro={}, tmp_bytes=64 << 20, info_fd=info_fd, block_fd=block_fd,
     )
 
 

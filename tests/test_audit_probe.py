@@ -4,6 +4,7 @@ installed the probe must fail and name what got through.
 """
 
 import json
+import posixpath
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runtime.cli.audit import audit_app
+from runtime.core.capabilities.files import FileGrant, Located
 from runtime.core.capabilities.policy import Decision, Policy
 from runtime.reports.probe import (
     ATTEMPTS,
@@ -52,12 +54,13 @@ class NoAntiSsrf(Policy):
 
 class FilesIgnoreGrants(Policy):
     def file(self, guest_path, write):
-        decision, host = super().file(guest_path, write)
+        decision, located = super().file(guest_path, write)
         if decision.allowed:
-            return decision, host
-        # reads really reach the host path; writes go nowhere, so the test cannot litter the machine
-        host = Path("/nonexistent-gati-probe", guest_path.lstrip("/")) if write else Path(guest_path)
-        return Decision(decision.capability, guest_path, True, rule="weakened"), host
+            return decision, located
+        # reads really reach the host path (as if / were granted); writes go nowhere, so the test cannot litter the machine
+        root = Path("/nonexistent-gati-probe") if write else Path("/")
+        located = Located(FileGrant(str(root), root, True), posixpath.normpath(guest_path).lstrip("/"))
+        return Decision(decision.capability, guest_path, True, rule="weakened"), located
 
 
 class ModuleCallsUnchecked(Policy):

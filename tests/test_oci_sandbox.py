@@ -209,7 +209,12 @@ async def test_undeclared_env_is_absent_and_refused(state, manager, tmp_path):
     denied = await probe(manager, "env", "GATI_TEST_HIDDEN")
     assert denied["status"] == 1 and denied["result"]["grant"] == '[capabilities] env = ["GATI_TEST_HIDDEN"]'
     assert await probe(manager, "env", "PROBE_ALLOWED") == {"status": 0, "result": "yes"}
-    assert [(e["target"], e["decision"]) for e in events(state, "env")] == [("GATI_TEST_HIDDEN", "deny"), ("PROBE_ALLOWED", "allow")]
+    # The first record is the container's start: PROBE_ALLOWED handed over in its environment.
+    assert [(e["target"], e["decision"], e["caller"]) for e in events(state, "env")] == [
+        ("PROBE_ALLOWED", "allow", "module:probe"), ("GATI_TEST_HIDDEN", "deny", CTX.caller), ("PROBE_ALLOWED", "allow", CTX.caller),
+    ]
+    [mount] = events(state, "file.mount")
+    assert (mount["target"], mount["decision"], mount["caller"]) == ("/data", "allow", "module:probe")
     assert verify(state.audit_path).ok
 
 
@@ -220,7 +225,8 @@ async def test_secret_kv_and_module_calls_go_through_the_host(state, manager, tm
     assert (await probe(manager, "kv_get", "elsewhere/k"))["status"] == 1
     assert (await probe(manager, "secret", "other"))["status"] == 1
     assert (await probe(manager, "call_to", "greet/hello"))["result"]["capability"] == "module.call"
-    assert [e["decision"] for e in events(state)] == ["allow", "allow", "deny", "deny", "deny"]
+    asked = [e for e in events(state) if e["caller"] != "module:probe"]  # not what the container was handed at start
+    assert [e["decision"] for e in asked] == ["allow", "allow", "deny", "deny", "deny"]
 
 
 async def test_fork_bomb_stops_at_the_pids_limit(state, manager, tmp_path):

@@ -49,8 +49,8 @@ def test_files_ro_rw_and_escape(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "out").mkdir()
     policy = policy_for('files = { "data" = "ro", "out" = "rw" }', str(tmp_path))
-    ok, host = policy.file("/data/a.txt", write=False)
-    assert ok.allowed and host == tmp_path / "data" / "a.txt"
+    ok, located = policy.file("/data/a.txt", write=False)
+    assert ok.allowed and located.host == tmp_path / "data" / "a.txt"
     denied, _ = policy.file("/data/a.txt", write=True)
     assert not denied.allowed and '"data" = "rw"' in denied.grant
     assert policy.file("/out/b.txt", write=True)[0].allowed

@@ -2,8 +2,10 @@
 
 One Host per running module. Every backend calls it: the WASM host functions, and the
 gRPC Host service that container and native modules reach through their socket. Each
-operation asks the module's Policy, writes one audit event with the decision, and
-either acts or raises CapabilityDenied naming the grant that is missing.
+operation asks the module's Policy (one unit per capability, runtime/core/capabilities/),
+writes one audit event with the decision, and either acts or raises CapabilityDenied
+naming the grant that is missing. What a sandbox is handed at start (`start_environ`,
+`start_mounts`) and a limit a sandbox enforced (`limit_hit`) are audited the same way.
 
 A Host is handed its collaborators and reaches nothing else: the audit log, the
 environment and secrets it may hand out, the kv stores, the egress resolver and a
@@ -15,51 +17,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Mapping
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from runtime.core.audit_log import AuditLog
 from runtime.core.call import CallContext
-from runtime.core.capabilities.egress import IPAddress, Target, _ip_or_none
+from runtime.core.capabilities.egress import EgressError, IPAddress, Resolver, Target
+from runtime.core.capabilities.files import FileGrant, PathRefused
+from runtime.core.capabilities.limits import LimitHit
+from runtime.core.capabilities.modules import CallModule
 from runtime.core.capabilities.policy import Decision, Policy
-from runtime.core.errors import CapabilityDenied, GatiError
+from runtime.core.errors import CapabilityDenied
 from runtime.core.kv import KvStore
 from runtime.core.manifest import LoadedManifest
 from runtime.core.secrets import Secrets
 
-# How the gate calls another module: (context, module, method, payload) -> result.
-CallModule = Callable[[CallContext, str, str, Any], Awaitable[Any]]
+__all__ = ["CallModule", "EgressError", "Host", "Resolver"]
 
 log = logging.getLogger("gati.module")
 
 EGRESS_TIMEOUT_S = 30.0
 MAX_RESPONSE_BYTES = 10 << 20
-
-
-class EgressError(GatiError):
-    code = "egress_failed"
-    http_status = 502
-
-
-class Resolver:
-    """Names to addresses for egress: the fixed names of gati.toml [egress] hosts, else DNS."""
-
-    def __init__(self, fixed: Mapping[str, str] | None = None):
-        self.fixed = {k.lower().rstrip("."): v for k, v in (fixed or {}).items()}
-
-    async def resolve(self, target: Target) -> list[IPAddress]:
-        literal = _ip_or_none(target.host)
-        if literal is not None:
-            return [literal]
-        if target.host in self.fixed:
-            return [_ip_or_none(self.fixed[target.host])]
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise EgressError(f"cannot resolve {target.host}: {exc}") from None
-        return list(dict.fromkeys(_ip_or_none(info[4][0].split("%")[0]) for info in infos))
 
 
 class Host:
@@ -75,13 +55,8 @@ class Host:
         call_module: CallModule,
     ):
         self.manifest = loaded.manifest
-        self.policy = Policy(loaded)
+        self.policy = Policy(loaded, environ=environ, secrets=secrets, kv=kv, resolver=resolver, call_module=call_module)
         self.audit = audit
-        self._environ = environ
-        self._secrets = secrets
-        self._kv = kv
-        self._resolver = resolver
-        self._call_module = call_module
 
     # the one gate ---------------------------------------------------------
     def decide(self, ctx: CallContext, decision: Decision) -> Decision:
@@ -108,43 +83,65 @@ class Host:
             reason=decision.reason or None,
         )
 
-    def limit_hit(self, ctx: CallContext, limit: str, target: str, setting: str, reason: str) -> None:
-        """Audit a limit the sandbox enforced (deadline, memory, processes) beside the refused capabilities."""
-        self._record(ctx, Decision(f"limit.{limit}", target, False, grant=f"raise {setting} in module.toml", reason=reason))
+    def limit_hit(self, ctx: CallContext, hit: LimitHit) -> None:
+        """Audit a limit the sandbox enforced (runtime/core/capabilities/limits.py) beside the refused capabilities."""
+        self._record(ctx, Decision(hit.capability, hit.target, False, grant=hit.grant, reason=hit.reason))
+
+    # what a sandbox is handed at start ------------------------------------------
+    def start_environ(self, ctx: CallContext) -> dict[str, str]:
+        """The declared env names that are set: what a sandbox hands its module at start (each audited)."""
+        environ = {}
+        for decision, value in self.policy.env_cap.at_start():
+            self._record(ctx, decision)
+            if decision.allowed:
+                environ[decision.target] = value
+        return environ
+
+    def start_mounts(self, ctx: CallContext, *, directories_only: bool = False) -> list[FileGrant]:
+        """The file grants a sandbox mounts at start (WASI preopens only directories), each audited."""
+        mounts = []
+        for decision, grant in self.policy.files_cap.at_start(directories_only):
+            self._record(ctx, decision)
+            if decision.allowed:
+                mounts.append(grant)
+        return mounts
 
     # env, secrets, files, kv -------------------------------------------------
-    def start_environ(self) -> dict[str, str]:
-        """The declared env names that are set: what a sandbox hands its module at start."""
-        return {name: self._environ[name] for name in self.manifest.capabilities.env if name in self._environ}
-
     def env_get(self, ctx: CallContext, name: str) -> str | None:
         self.decide(ctx, self.policy.env(name))
-        return self._environ.get(name)
+        return self.policy.env_cap.value(name)
 
     def secret_get(self, ctx: CallContext, name: str) -> str | None:
         self.decide(ctx, self.policy.secret(name))
-        return self._secrets.get(name)
+        return self.policy.secrets_cap.value(name)
 
     def file_read(self, ctx: CallContext, path: str) -> bytes | None:
-        decision, host_path = self.policy.file(path, write=False)
+        decision, located = self.policy.file(path, write=False)
+        data = None
+        if decision.allowed:
+            try:  # the open is part of the decision: a link met there is a denial, audited as one
+                data = self.policy.files_cap.read(located)
+            except PathRefused as refused:
+                decision = Decision(decision.capability, path, False, reason=str(refused))
         self.decide(ctx, decision)
-        try:
-            return host_path.read_bytes()
-        except FileNotFoundError:
-            return None
+        return data
 
     def file_write(self, ctx: CallContext, path: str, data: bytes) -> None:
-        decision, host_path = self.policy.file(path, write=True)
+        decision, located = self.policy.file(path, write=True)
+        if decision.allowed:
+            try:
+                self.policy.files_cap.write(located, data)
+            except PathRefused as refused:
+                decision = Decision(decision.capability, path, False, reason=str(refused))
         self.decide(ctx, decision)
-        host_path.write_bytes(data)
 
     def kv_get(self, ctx: CallContext, store: str, key: str) -> bytes | None:
         self.decide(ctx, self.policy.kv(store, write=False))
-        return self._kv.get(store, key)
+        return self.policy.kv_cap.get(store, key)
 
     def kv_put(self, ctx: CallContext, store: str, key: str, value: bytes) -> None:
         self.decide(ctx, self.policy.kv(store, write=True))
-        self._kv.put(store, key, value)
+        self.policy.kv_cap.put(store, key, value)
 
     def log(self, ctx: CallContext, level: int, message: str) -> None:
         levels = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
@@ -153,8 +150,7 @@ class Host:
     # module -> module ------------------------------------------------------------
     async def call_module(self, ctx: CallContext, module: str, method: str, payload: Any) -> Any:
         self.decide(ctx, self.policy.module_call(module))
-        nested = ctx.nested(f"module:{self.manifest.name}", self.manifest.limits.timeout_ms / 1000)
-        return await self._call_module(nested, module, method, payload)
+        return await self.policy.modules_cap.call(ctx, module, method, payload)
 
     # egress ---------------------------------------------------------------------
     async def egress(self, ctx: CallContext, url: str) -> tuple[Target, list[IPAddress]]:
@@ -194,7 +190,7 @@ class Host:
 
     async def _resolve(self, ctx: CallContext, target: Target) -> list[IPAddress]:
         """Resolve the name, then allow only the addresses the policy allows (each decision audited)."""
-        candidates = await self._resolver.resolve(target)
+        candidates = await self.policy.egress_cap.resolve(target)
         allowed, refusal = [], None
         for ip in candidates:
             decision = self.policy.egress_address(target, ip)

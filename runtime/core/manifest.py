@@ -2,7 +2,9 @@
 
 One schema for all three kinds of sandbox (wasm, oci, native): only `[artifact]`
 differs. Anything the parser cannot accept becomes a ManifestError naming the file,
-the key, the problem and the fix; nothing else escapes `parse_manifest`.
+the key, the problem and the fix; nothing else escapes `parse_manifest`. Each
+`[capabilities]` entry and `[limits]` is validated by the capability unit that owns it
+(runtime/core/capabilities/); this file checks the rest and hands each unit its section.
 
     name = "thumbs"
     version = "1.0.0"
@@ -37,12 +39,19 @@ from typing import Literal
 
 import msgspec
 
-from runtime.core.capabilities.egress import ALLOW_ALL, EgressRule, parse_rule
+from runtime.core.capabilities import egress, env, files, kv, modules, secrets
+from runtime.core.capabilities import limits as limits_unit
+from runtime.core.capabilities.egress import ALLOW_ALL
+from runtime.core.capabilities.limits import Limits
 from runtime.core.errors import ManifestError
 
 KINDS = ("wasm", "oci", "native")
-NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+# Patterns are matched whole (fullmatch) and ASCII only: "greet\n" is not a name.
+NAME_RE = modules.NAME_RE
+VERSION_RE = re.compile(r"[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}([-+][0-9A-Za-z.-]{1,64})?", re.ASCII)
+METHOD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
+MAX_TEXT = 4096  # characters of any one key or value (a description, an argument)
+MAX_ARGS = 256
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -70,17 +79,6 @@ class Capabilities(_Strict):
     modules: list[str] = []
 
 
-class Limits(_Strict):
-    memory_mb: int = 64
-    timeout_ms: int = 10_000
-    fuel: int | None = None  # wasm: instructions per call (deterministic CPU budget)
-    cpu: float = 1.0  # oci/native: CPU cores
-    processes: int = 32  # oci/native: pids limit
-    concurrency: int = 4  # calls in flight; more wait, up to queue
-    warm: int = 1  # oci/native: instances kept running
-    queue: int = 64  # calls waiting beyond `concurrency`; past that a call is refused as busy
-
-
 class Manifest(_Strict):
     name: str
     version: str
@@ -94,10 +92,6 @@ class Manifest(_Strict):
     def method_timeout_ms(self, method: str) -> int:
         m = self.methods.get(method)
         return (m.timeout_ms if m and m.timeout_ms else None) or self.limits.timeout_ms
-
-    @property
-    def egress_rules(self) -> list[EgressRule]:
-        return [parse_rule(r) for r in self.capabilities.egress if r != ALLOW_ALL]
 
     @property
     def allows_all_egress(self) -> bool:
@@ -119,15 +113,6 @@ class LoadedManifest(msgspec.Struct, frozen=True):
         a = self.manifest.artifact
         return (Path(self.base_dir) / a.path).resolve() if a.path else None
 
-    def file_grants(self) -> list[tuple[str, Path, bool]]:
-        """(guest path, host path, writable) for each declared file grant."""
-        grants = []
-        for declared, mode in self.manifest.capabilities.files.items():
-            host = Path(declared) if Path(declared).is_absolute() else Path(self.base_dir) / declared
-            guest = declared if declared.startswith("/") else "/" + declared.strip("/")
-            grants.append((guest.rstrip("/") or "/", host.resolve(), mode == "rw"))
-        return grants
-
 
 def parse_manifest(text: str | bytes, file: str = "module.toml") -> Manifest:
     """Parse and validate manifest text; raises only ManifestError."""
@@ -137,6 +122,7 @@ def parse_manifest(text: str | bytes, file: str = "module.toml") -> Manifest:
         data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ManifestError(file, "(file)", f"not valid TOML: {exc}", "fix the TOML syntax at the position shown") from None
+    _check_text(data, file, "")
     try:
         manifest = msgspec.convert(data, Manifest)
     except msgspec.ValidationError as exc:
@@ -191,13 +177,29 @@ def _struct_for(where: str) -> type[msgspec.Struct] | None:
     )
 
 
+def _check_text(value, file: str, key: str) -> None:
+    """No NUL byte and nothing over-long anywhere: they would surface as OSError or ValueError later."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, file, key or "(top level)")
+            _check_text(v, file, f"{key}.{k}" if key else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, file, f"{key}[{i}]")
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ManifestError(file, key, f"{value[:64]!r} holds a NUL byte", "remove the \\u0000 from it")
+        if len(value) > MAX_TEXT:
+            raise ManifestError(file, key, f"a text of {len(value)} characters is too long", f"shorten it to at most {MAX_TEXT} characters")
+
+
 def _check_semantics(m: Manifest, file: str) -> None:
     def bad(key: str, problem: str, fix: str) -> ManifestError:
         return ManifestError(file, key, problem, fix)
 
-    if not NAME_RE.match(m.name):
-        raise bad("name", f"{m.name!r} is not a valid module name", "use lower-case letters, digits, - and _, starting with a letter")
-    if not VERSION_RE.match(m.version):
+    if not NAME_RE.fullmatch(m.name):
+        raise bad("name", f"{m.name!r} is not a valid module name", modules.NAME_RULE)
+    if not VERSION_RE.fullmatch(m.version):
         raise bad("version", f"{m.version!r} is not a semantic version", 'write it as "1.2.3"')
     if m.kind not in KINDS:
         raise bad("kind", f"{m.kind!r} is not a kind of module", f"use one of: {', '.join(KINDS)}")
@@ -205,38 +207,26 @@ def _check_semantics(m: Manifest, file: str) -> None:
         raise bad("artifact.path", f"a {m.kind} module needs an artifact path", 'add path = "build/module.wasm" under [artifact]')
     if m.kind == "oci" and not (m.artifact.image or m.artifact.build):
         raise bad("artifact", "an oci module needs an image or a build context", 'add image = "name:tag" or build = "." under [artifact]')
+    for key in ("path", "build"):
+        problem = files.path_too_long(getattr(m.artifact, key) or "")
+        if problem:
+            raise bad(f"artifact.{key}", problem, "name a shorter path")
+    if len(m.artifact.args) > MAX_ARGS:
+        raise bad("artifact.args", f"{len(m.artifact.args)} arguments are too many", f"pass at most {MAX_ARGS}")
     if not m.methods:
         raise bad("methods", "no methods declared", "declare each callable method, e.g. [methods.run]")
     for method, spec in m.methods.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", method):
-            raise bad(f"methods.{method}", "not a valid method name", "use letters, digits and _, starting with a letter")
-        if spec.timeout_ms is not None and spec.timeout_ms <= 0:
-            raise bad(f"methods.{method}.timeout_ms", "must be positive", "give a timeout in milliseconds, e.g. 2000")
+        if not METHOD_RE.fullmatch(method):
+            raise bad(f"methods.{method[:64]}", "not a valid method name", "use letters, digits and _, starting with a letter (at most 64)")
+        limits_unit.method_timeout(method, spec.timeout_ms, file)
     caps = m.capabilities
-    for i, rule in enumerate(caps.egress):
-        if rule == ALLOW_ALL:
-            continue
-        try:
-            parse_rule(rule)
-        except ValueError as exc:
-            raise bad(f"capabilities.egress[{i}]", str(exc), 'e.g. egress = ["https://api.example.com:443"]') from None
-    for field in ("env", "secrets", "kv", "modules"):
-        for i, value in enumerate(getattr(caps, field)):
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$", value):
-                raise bad(f"capabilities.{field}[{i}]", f"{value!r} is not a valid name", "use letters, digits, _, . and -")
-    for declared in caps.files:
-        if not declared or "\x00" in declared or ".." in Path(declared).parts:
-            raise bad(f"capabilities.files.{declared!r}", "not an acceptable path", "name a directory or file without '..'")
-    lim = m.limits
-    for field in ("memory_mb", "timeout_ms", "concurrency", "processes", "warm"):
-        if getattr(lim, field) <= 0:
-            raise bad(f"limits.{field}", "must be positive", f"set {field} to a positive number")
-    if lim.queue < 0:
-        raise bad("limits.queue", "must not be negative", "set queue to 0 or more")
-    if lim.fuel is not None and lim.fuel <= 0:
-        raise bad("limits.fuel", "must be positive", "remove fuel or set it to a positive instruction count")
-    if not 0 < lim.cpu <= 1024:
-        raise bad("limits.cpu", "must be a positive number of cores", "e.g. cpu = 0.5")
+    egress.check(caps.egress, file)
+    files.check(caps.files, file)
+    env.check(caps.env, file)
+    secrets.check(caps.secrets, file)
+    kv.check(caps.kv, file)
+    modules.check(caps.modules, file)
+    limits_unit.check(m.limits, file)
 
 
 def _check_paths(loaded: LoadedManifest) -> None:

@@ -32,6 +32,7 @@ from runtime.core.errors import GatiError
 log = logging.getLogger("gati.secrets")
 
 DEFAULT_TTL_S = 30.0
+DEFAULT_ENV_PREFIX = "GATI_SECRET_"  # reserved: no env grant may name a variable under it
 
 
 class SecretDenied(GatiError):
@@ -53,7 +54,7 @@ class Provider(Protocol):
 class EnvProvider:
     name = "env"
 
-    def __init__(self, prefix: str = "GATI_SECRET_"):
+    def __init__(self, prefix: str = DEFAULT_ENV_PREFIX):
         self.prefix = prefix
 
     def variable(self, name: str) -> str:
@@ -85,7 +86,7 @@ class Secrets:
     def __init__(
         self,
         file: str | Path | None = None,
-        env_prefix: str = "GATI_SECRET_",
+        env_prefix: str = DEFAULT_ENV_PREFIX,
         *,
         providers: Iterable[Provider] | None = None,
         ttl_s: float = DEFAULT_TTL_S,

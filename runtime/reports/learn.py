@@ -2,7 +2,9 @@
 
 The proposal keeps only grants that allowed something in the window, and narrows
 the ones that allowed more than was used: a wildcard or allow-all egress rule
-becomes the exact targets reached, an `rw` path that was only read becomes `ro`.
+becomes the exact targets reached, an `rw` path that was only read through the host
+becomes `ro`. A path a sandbox mounted at start keeps its mode (what is done through a
+mount is not seen), and an env name handed over at start counts as used.
 Denied attempts are never added (they are findings, not needs).
 
 The proposal is the current file edited in place, key by key, so comments and the
@@ -53,6 +55,8 @@ def least_privilege(caps: Capabilities, usage: Usage | None) -> Capabilities:
     for g, uses in used(caps, usage).items():
         if g.field == "egress" and is_wildcard(g.value) and not _names_address(g.value):
             proposed |= {Grant("egress", target) for _, target, _ in uses}
+        elif g.field == "files" and any(cap == "file.mount" for cap, _, _ in uses):
+            proposed.add(g)  # mounted: what the module did through the mount is not seen, so keep its mode
         elif g.field == "files":
             wrote = any(cap == "file.write" for cap, _, _ in uses)
             proposed.add(g._replace(mode="rw" if wrote else "ro"))

@@ -21,6 +21,7 @@ FIELD_OF = {
     "egress": "egress",
     "file.read": "files",
     "file.write": "files",
+    "file.mount": "files",  # handed over at sandbox start
     "env": "env",
     "secret": "secrets",
     "kv.read": "kv",

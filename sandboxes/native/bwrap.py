@@ -11,7 +11,7 @@ The guest sees an empty root (read-only) holding:
     /run/gati                         the instance's run directory, read-write (module.sock, host.sock)
     /app/NAME                         the executable, read-only
     /data ...                         each declared file grant, read-only unless `rw`, at the guest
-                                      path the Policy uses (runtime/core/capabilities/files.py)
+                                      path the files capability maps (runtime/core/capabilities/files.py)
     /opt/gati/python                  for Python scripts only: the SDK and grpcio, read-only
 
 Every namespace is new (user, pid, net, ipc, uts, cgroup): the network is a loopback of its
@@ -60,7 +60,7 @@ def command(
 ) -> list[str]:
     """The full argv: bwrap, its options, then the guest command.
 
-    grants: (guest path, host path, writable), as LoadedManifest.file_grants() gives them.
+    grants: (guest path, host path, writable), the mounts the files capability hands over (Host.start_mounts).
     extra_ro: guest path -> host path, read-only binds a backend adds (the Python SDK).
     info_fd: bwrap writes {"child-pid": N} there, N being the sandbox's init in its namespaces.
     block_fd: the sandbox waits for a byte there before it runs the module (process.py).

@@ -15,7 +15,9 @@ import shutil
 from pathlib import Path
 
 from runtime.core.call import CallContext
-from runtime.core.errors import ModuleCrashed, ModuleTimeout
+from runtime.core.capabilities.files import FileGrant
+from runtime.core.capabilities.limits import LimitHit
+from runtime.core.errors import ModuleCrashed
 from runtime.core.host import Host
 from runtime.core.registry import Registration
 from sandboxes.native import bwrap, python
@@ -66,7 +68,7 @@ class NativeSandbox(ProcessSandbox):
         self.extra_ro, self.extra_env = python.sdk_binds(self.name, self.artifact)
         await super().start()
 
-    async def launch(self, run_dir: Path, env: dict[str, str]) -> BwrapProcess:
+    async def launch(self, run_dir: Path, env: dict[str, str], mounts: list[FileGrant]) -> BwrapProcess:
         limits = self.manifest.limits
         cgroup = self.cgroups.create(f"{self.name}-{run_dir.parent.name}-{run_dir.name}", limits)
 
@@ -77,7 +79,7 @@ class NativeSandbox(ProcessSandbox):
                 run_dir=run_dir,
                 guest_run_dir=GUEST_RUN_DIR,
                 env={**env, **self.extra_env},
-                grants=self.registration.loaded.file_grants(),
+                grants=mounts,
                 extra_ro=self.extra_ro,
                 tmp_bytes=min(TMP_MB_MAX, limits.memory_mb) * MIB,
                 info_fd=info_fd,
@@ -95,9 +97,6 @@ class NativeSandbox(ProcessSandbox):
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         try:
             return await super().call(method, payload, ctx, timeout_s)
-        except ModuleTimeout:
-            self.host.limit_hit(ctx, "timeout", f"{method}: {timeout_s * 1000:.0f} ms", f"[methods.{method}] timeout_ms", "killed and replaced past its deadline")
-            raise
         except ModuleCrashed as err:
             if any("memory" in e for e in self._limit_events):
                 limit = self.manifest.limits.memory_mb
@@ -117,9 +116,8 @@ class NativeSandbox(ProcessSandbox):
             if isinstance(instance.process, BwrapProcess):
                 instance.process.report_limits()
         events, self._limit_events = self._limit_events, []
-        limits = self.manifest.limits
         for event in events:
             if "memory" in event:
-                self.host.limit_hit(ctx, "memory", f"{limits.memory_mb} MB", "[limits] memory_mb", "killed by the kernel past its memory limit")
+                self.host.limit_hit(ctx, LimitHit.memory(self.manifest.limits, "killed by the kernel past its memory limit"))
             if "processes" in event:
-                self.host.limit_hit(ctx, "processes", f"{limits.processes} processes", "[limits] processes", f"{event['processes']} forks refused at the pids limit")
+                self.host.limit_hit(ctx, LimitHit.processes(self.manifest.limits, event["processes"]))

@@ -24,6 +24,7 @@ import docker
 import docker.errors
 from docker.types import LogConfig, Mount
 
+from runtime.core.capabilities.files import FileGrant
 from runtime.core.manifest import LoadedManifest
 from sandboxes.process.handshake import ModuleStartError, parse
 from sandboxes.process.sandbox import GUEST_RUN_DIR
@@ -75,12 +76,14 @@ def remove_orphans(client: docker.DockerClient, state: str) -> int:
     return removed
 
 
-def run_container(client: docker.DockerClient, image: str, loaded: LoadedManifest, run_dir: Path, env: dict[str, str], state: str):
-    """Create and start one instance; blocking (call it in a thread)."""
+def run_container(
+    client: docker.DockerClient, image: str, loaded: LoadedManifest, run_dir: Path, env: dict[str, str], grants: list[FileGrant], state: str
+):
+    """Create and start one instance; blocking (call it in a thread). grants: the mounts the files capability hands over."""
     m = loaded.manifest
     limits = m.limits
     mounts = [Mount(GUEST_RUN_DIR, str(run_dir), type="bind", read_only=False)]
-    mounts += [Mount(guest, str(host), type="bind", read_only=not writable) for guest, host, writable in loaded.file_grants()]
+    mounts += [Mount(g.guest, str(g.host), type="bind", read_only=not g.writable) for g in grants]
     container = client.containers.run(
         image,
         name=f"gati-{m.name}-{uuid.uuid4().hex[:10]}",

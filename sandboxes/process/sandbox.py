@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 from runtime.core.call import CallContext
+from runtime.core.capabilities.files import FileGrant
+from runtime.core.capabilities.limits import LimitHit
 from runtime.core.errors import GatiError, ModuleCrashed, ModuleTimeout
 from runtime.core.host import Host
 from runtime.core.registry import Registration
@@ -92,7 +94,7 @@ class Instance:
 
     async def start(self) -> None:
         await self.host_server.start()
-        self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment())
+        self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
         self.started_at = time.monotonic()
         try:
             await self.proxy.serve(listen_in_netns(self.process.pid, PROXY_PORT))
@@ -141,13 +143,13 @@ class ProcessSandbox:
         self.runs_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"{self.name}-"))
 
     # backends implement ----------------------------------------------------------
-    async def launch(self, run_dir: Path, env: dict[str, str]) -> Process:
+    async def launch(self, run_dir: Path, env: dict[str, str], mounts: list[FileGrant]) -> Process:
         raise NotImplementedError
 
     # shared lifecycle -------------------------------------------------------------
     def environment(self) -> dict[str, str]:
-        """What the module's process sees: its sockets, the proxy, and only the declared env names."""
-        env = self.host.start_environ()
+        """What the module's process sees: its sockets, the proxy, and only the declared env names (audited)."""
+        env = self.host.start_environ(self.own_context())
         proxy = f"http://127.0.0.1:{PROXY_PORT}"
         env.update(
             GATI_MODULE_NAME=self.name,
@@ -158,6 +160,14 @@ class ProcessSandbox:
             PYTHONUNBUFFERED="1",
         )
         return env
+
+    def mounts(self) -> list[FileGrant]:
+        """The file grants an instance binds, from the files capability (audited)."""
+        return self.host.start_mounts(self.own_context())
+
+    def own_context(self) -> CallContext:
+        """Whom the records of an instance's start (and of limits seen outside a call) are under."""
+        return CallContext(caller=f"module:{self.name}")
 
     async def start(self) -> None:
         await self._fill()
@@ -172,6 +182,7 @@ class ProcessSandbox:
         except ModuleTimeout:
             # The work must stop: the only sure way is to end the process. Replace it in the background.
             log.warning("%s.%s timed out: killing and replacing its instance", self.name, method)
+            self.host.limit_hit(ctx, LimitHit.deadline(method, timeout_s, "instance killed and replaced past its deadline"))
             await self._retire(instance, crashed=False)
             raise
         except ModuleCrashed as err:

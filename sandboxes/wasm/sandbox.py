@@ -2,8 +2,10 @@
 
 No WASI sockets and no wasi-http are linked: the only way out is the `gati` imports,
 which go through the Host. WASI gets only the declared env names and the declared
-directories (read-only unless `rw`). Calls run on a thread pool of the module's own,
-sized by its concurrency limit, so they never block the event loop.
+directories (read-only unless `rw`), as the Host hands them over once at start (and
+audits). Calls run on a thread pool of the module's own, sized by its concurrency
+limit, so they never block the event loop. A call stopped at its deadline, its fuel or
+its memory limit is audited like the other backends' stops (Host.limit_hit).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import wasmtime
 
 from runtime.core.call import CallContext
+from runtime.core.capabilities.files import FileGrant
+from runtime.core.capabilities.limits import LimitHit
 from runtime.core.errors import (
     GatiError,
     MethodNotFound,
@@ -41,6 +45,8 @@ class WasmSandbox:
         self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
         self._pre: wasmtime.InstancePre | None = None
         self.uses_wasi = False
+        self._environ: dict[str, str] = {}  # what WASI is handed: taken from the Host once, at start
+        self._mounts: list[FileGrant] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -63,6 +69,10 @@ class WasmSandbox:
         linker = wasmtime.Linker(self.engine)
         if self.uses_wasi:
             linker.define_wasi()
+            # Only a WASI module is handed anything at start: its environment and its preopens.
+            own = CallContext(caller=f"module:{self.manifest.name}")
+            self._environ = self.host.start_environ(own)
+            self._mounts = self.host.start_mounts(own, directories_only=True)  # WASI preopens directories only
         abi.define_imports(linker)
         try:
             return linker.instantiate_pre(module)
@@ -97,7 +107,10 @@ class WasmSandbox:
         except GatiError:
             raise
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise self._classify(exc, method, timeout_s, store, instance) from None
+            error, hit = self._classify(exc, method, timeout_s, store, instance)
+            if hit is not None:
+                self.host.limit_hit(state.ctx, hit)
+            raise error from None
         finally:
             abi.end()
         if status != 0:
@@ -110,10 +123,9 @@ class WasmSandbox:
 
     def _wasi(self, state: abi.CallState) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
-        wasi.env = list(self.host.start_environ().items())
-        for grant in self.host.policy.file_grants:
-            if grant.host.is_dir():
-                wasi.preopen_dir(str(grant.host), grant.guest, fs_mutable=grant.writable)
+        wasi.env = list(self._environ.items())
+        for grant in self._mounts:
+            wasi.preopen_dir(str(grant.host), grant.guest, fs_mutable=grant.writable)
 
         def to_log(level: int):
             def write(data: bytes) -> None:
@@ -126,8 +138,10 @@ class WasmSandbox:
         wasi.stderr_custom = to_log(2)
         return wasi
 
-    def _classify(self, exc: Exception, method: str, timeout_s: float, store, instance) -> GatiError:
+    def _classify(self, exc: Exception, method: str, timeout_s: float, store, instance) -> tuple[GatiError, LimitHit | None]:
+        """The error a trap means, and the limit that stopped the call if one did."""
         name = f"{self.manifest.name}.{method}"
+        limits = self.manifest.limits
         code = getattr(exc, "trap_code", None)
         if code == wasmtime.TrapCode.INTERRUPT:
             return ModuleTimeout(
@@ -135,7 +149,7 @@ class WasmSandbox:
                 fix=f"make it faster or raise [methods.{method}] timeout_ms",
                 module=self.manifest.name,
                 method=method,
-            )
+            ), LimitHit.deadline(method, timeout_s, "stopped by epoch interruption past its deadline")
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return ModuleTimeout(
                 f"{name} used up its fuel of {self.fuel} instructions and was stopped",
@@ -143,18 +157,18 @@ class WasmSandbox:
                 module=self.manifest.name,
                 method=method,
                 reason="out of fuel",
-            )
-        limit = self.manifest.limits.memory_mb * MIB
+            ), LimitHit.fuel(limits, method)
+        limit = limits.memory_mb * MIB
         memory = instance.exports(store).get("memory") if instance is not None else None
         if instance is None and "memory" in str(exc).lower() or memory is not None and memory.data_len(store) + 64 * 1024 > limit:
             return ModuleCrashed(
-                f"{name} reached its memory limit of {self.manifest.limits.memory_mb} MiB: {_first_line(exc)}",
+                f"{name} reached its memory limit of {limits.memory_mb} MiB: {_first_line(exc)}",
                 fix="use less memory or raise [limits] memory_mb",
                 module=self.manifest.name,
                 method=method,
                 reason="memory limit",
-            )
-        return ModuleCrashed(f"{name} crashed: {_first_line(exc)}", module=self.manifest.name, method=method)
+            ), LimitHit.memory(limits, "stopped at the store's memory limit")
+        return ModuleCrashed(f"{name} crashed: {_first_line(exc)}", module=self.manifest.name, method=method), None
 
     def healthy(self) -> bool:
         return True
