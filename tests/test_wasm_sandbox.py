@@ -191,6 +191,10 @@ async def test_runaway_loop_is_stopped_at_the_deadline(state, manager, tmp_path)
     task.cancel()
     assert ticks >= 5
     assert await probe(manager, "echo", "after") == "after"
+    # Audited as the container and native backends audit theirs (LimitHit.deadline).
+    [stop] = events(state, "limit.timeout")
+    assert (stop["decision"], stop["target"], stop["request_id"]) == ("deny", "spin: 200 ms", "req-1")
+    assert stop["grant"] == "raise [methods.spin] timeout_ms in module.toml"
 
 
 async def test_fuel_limit_stops_the_loop(state, manager, tmp_path):
@@ -198,6 +202,8 @@ async def test_fuel_limit_stops_the_loop(state, manager, tmp_path):
     with pytest.raises(ModuleTimeout, match="fuel"):
         await probe(manager, "spin")
     assert await probe(manager, "echo", 2) == 2
+    [stop] = events(state, "limit.fuel")
+    assert (stop["decision"], stop["target"], stop["grant"]) == ("deny", "spin: 100000 instructions", "raise [limits] fuel in module.toml")
 
 
 async def test_memory_bomb_fails_cleanly(state, manager, tmp_path):
@@ -207,6 +213,8 @@ async def test_memory_bomb_fails_cleanly(state, manager, tmp_path):
     pages = int(err.value.message.split("after ")[1].split()[0]) if "after" in err.value.message else None
     assert pages is None or pages * 64 <= 16 * 1024
     assert await probe(manager, "echo", 3) == 3
+    [stop] = events(state, "limit.memory")
+    assert (stop["decision"], stop["target"], stop["request_id"]) == ("deny", "16 MB", "req-1")
 
 
 async def test_traps_errors_and_bad_output_are_typed(state, manager, tmp_path):

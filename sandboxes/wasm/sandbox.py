@@ -114,6 +114,10 @@ class WasmSandbox:
         finally:
             abi.end()
         if status != 0:
+            if self._at_memory_limit(store, instance):
+                # wasmtime answers a grow past the store's limit with -1, not a trap: a module that
+                # then fails was stopped by its limit as surely as one that trapped.
+                self.host.limit_hit(state.ctx, LimitHit.memory(limits, "memory.grow refused at the store's memory limit"))
             raise ModuleError(
                 state.error or f"{self.manifest.name}.{method} returned {status}",
                 module=self.manifest.name,
@@ -158,9 +162,7 @@ class WasmSandbox:
                 method=method,
                 reason="out of fuel",
             ), LimitHit.fuel(limits, method)
-        limit = limits.memory_mb * MIB
-        memory = instance.exports(store).get("memory") if instance is not None else None
-        if instance is None and "memory" in str(exc).lower() or memory is not None and memory.data_len(store) + 64 * 1024 > limit:
+        if instance is None and "memory" in str(exc).lower() or self._at_memory_limit(store, instance):
             return ModuleCrashed(
                 f"{name} reached its memory limit of {limits.memory_mb} MiB: {_first_line(exc)}",
                 fix="use less memory or raise [limits] memory_mb",
@@ -169,6 +171,11 @@ class WasmSandbox:
                 reason="memory limit",
             ), LimitHit.memory(limits, "stopped at the store's memory limit")
         return ModuleCrashed(f"{name} crashed: {_first_line(exc)}", module=self.manifest.name, method=method), None
+
+    def _at_memory_limit(self, store, instance) -> bool:
+        """Is the module's memory within one page of its limit (where a grow is refused)?"""
+        memory = instance.exports(store).get("memory") if instance is not None else None
+        return isinstance(memory, wasmtime.Memory) and memory.data_len(store) + 64 * 1024 > self.manifest.limits.memory_mb * MIB
 
     def healthy(self) -> bool:
         return True
