@@ -1,7 +1,9 @@
 """module.toml parsing: good manifests load, bad ones are refused naming file, key, problem and fix."""
 
+import json
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.core.errors import ManifestError
@@ -114,3 +116,81 @@ def test_parser_raises_only_manifest_error_on_any_bytes(data):
         parse_manifest(data)
     except ManifestError:
         pass
+
+
+# Every pattern is anchored whole; NUL bytes and over-long names are manifest errors -------------
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ('name = "thumbs"', 'name = "thumbs\\n"', "name"),
+        ('version = "1.0.0"', 'version = "1.0.0\\n"', "version"),
+        ('version = "1.0.0"', 'version = "\u0661.0.0"', "version"),  # an Arabic-Indic digit is not [0-9]
+        ("[methods.resize]", '[methods."resize\\n"]', "methods.resize\n"),
+        ('env = ["LANG"]', 'env = ["LANG\\n"]', "capabilities.env[0]"),
+        ('env = ["LANG"]', 'env = ["LANG"]\nsecrets = ["k\\n"]', "capabilities.secrets[0]"),
+        ('env = ["LANG"]', 'env = ["LANG"]\nkv = ["cache\\n"]', "capabilities.kv[0]"),
+        ('env = ["LANG"]', 'env = ["LANG"]\nmodules = ["greet\\n"]', "capabilities.modules[0]"),
+    ],
+)
+def test_a_trailing_newline_or_foreign_digit_is_not_a_name(old, new, key):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(GOOD.replace(old, new))
+    assert err.value.details["key"] == key
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ('path = "thumbs.wasm"', 'path = "thumbs\\u0000.wasm"', "artifact.path"),
+        ('path = "thumbs.wasm"', 'path = "thumbs.wasm"\nargs = ["a\\u0000"]', "artifact.args[0]"),
+        ('kind = "wasm"', 'kind = "wasm"\ndescription = "x\\u0000"', "description"),
+        ("timeout_ms = 2000", 'timeout_ms = 2000\ndescription = "\\u0000"', "methods.resize.description"),
+        ('"data" = "ro"', '"da\\u0000ta" = "ro"', "capabilities.files"),
+        ('"https://api.example.com:443"', '"https://api.example.com\\u0000:443"', "capabilities.egress[0]"),
+    ],
+)
+def test_a_nul_byte_anywhere_is_a_manifest_error(old, new, key):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(GOOD.replace(old, new))
+    assert err.value.details["key"] == key and "NUL" in err.value.details["problem"]
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    ["thumbs\u0000.wasm", "a" * 300, "a/" * 3000 + "x", "b" * 5000],
+)
+def test_load_refuses_nul_and_overlong_artifact_paths_without_a_traceback(tmp_path, artifact):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "module.toml").write_text(GOOD.replace('path = "thumbs.wasm"', f"path = {json.dumps(artifact)}"))
+    with pytest.raises(ManifestError) as err:
+        load_manifest(tmp_path)
+    assert err.value.details["key"] == "artifact.path" and err.value.fix
+
+
+def test_load_refuses_an_overlong_file_grant_without_a_traceback(tmp_path):
+    (tmp_path / "thumbs.wasm").write_bytes(b"\0asm")
+    (tmp_path / "module.toml").write_text(GOOD.replace('"data" = "ro"', f'"{"d" * 300}" = "ro"'))
+    with pytest.raises(ManifestError, match="too long"):
+        load_manifest(tmp_path)
+
+
+path_text = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet="ab/.\x00", max_size=40),
+    st.integers(250, 5000).map(lambda n: "a" * n),
+    st.integers(1, 3000).map(lambda n: "a/" * n),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(path_text, st.dictionaries(path_text, st.sampled_from(["ro", "rw"]), max_size=3), st.lists(path_text, max_size=3))
+def test_load_manifest_raises_only_manifest_error_on_any_paths(tmp_path_factory, artifact, grants, args):
+    folder = tmp_path_factory.mktemp("m")
+    text = GOOD.replace('path = "thumbs.wasm"', f"path = {json.dumps(artifact)}\nargs = {json.dumps(args)}")
+    text = text.replace('files = { "data" = "ro" }', "files = {" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in grants.items()) + "}")
+    (folder / "module.toml").write_text(text)
+    try:
+        load_manifest(folder)
+    except ManifestError as e:
+        assert e.details["key"] and e.fix
