@@ -4,6 +4,7 @@ only what its manifest grants, through the proxy on its own 127.0.0.1."""
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -70,5 +71,48 @@ async def test_proxy_in_a_network_namespace(tmp_path, origin):
         assert [d for d, _ in decisions].count("deny") == 2
     finally:
         holder.kill()
+        await proxy.close()
+        state.close()
+
+
+async def test_plain_http_is_forwarded_with_the_host_that_was_checked(tmp_path, loopback_http):
+    """A module asks for a granted URL but names another site in its Host header (a CDN or a
+    virtual host behind the same address): the origin must see the checked host, never the module's."""
+    from aiohttp import web
+
+    seen = []
+
+    async def origin(request):
+        seen.append(request.headers.getall("Host"))
+        return web.Response(text="ok")
+
+    port = await loopback_http(origin)
+    mod = tmp_path / "m"
+    mod.mkdir()
+    (mod / "m.wat").write_text('(module (memory (export "memory") 1) (func (export "run") (result i32) i32.const 0))')
+    (mod / "module.toml").write_text(
+        'name = "m"\nversion = "1.0.0"\nkind = "wasm"\n[artifact]\npath = "m.wat"\n[methods.run]\n'
+        f'[capabilities]\negress = ["http://granted.test:{port}", "http://127.0.0.1:{port}"]\n'
+    )
+    state = StateDir(tmp_path / "state")
+    host = Host(
+        load_manifest(mod), audit=state.audit, environ={}, secrets=Secrets(), kv=state.kv,
+        resolver=Resolver({"granted.test": "127.0.0.1"}), call_module=None,
+    )
+    proxy = EgressProxy(host, lambda: CallContext(caller="module:m"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        await proxy.serve(listener)
+        for smuggled in ("Host: evil.test", "host :evil.test", "HOST: evil.test\r\n\tfolded"):
+            reader, writer = await asyncio.open_connection(*listener.getsockname())
+            writer.write(f"GET http://granted.test:{port}/x HTTP/1.1\r\n{smuggled}\r\nAccept: */*\r\n\r\n".encode())
+            await writer.drain()
+            reply = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            assert seen[-1:] == [[f"granted.test:{port}"]], smuggled  # only the checked Host, once
+            assert reply.startswith(b"HTTP/1.1 200"), reply
+    finally:
         await proxy.close()
         state.close()

@@ -15,6 +15,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from runtime.core.call import CallContext
+from runtime.core.capabilities.egress import DEFAULT_PORTS, Target
 from runtime.core.errors import CapabilityDenied, GatiError
 from runtime.core.host import Host
 
@@ -74,10 +75,24 @@ class EgressProxy:
         else:
             parts = urlsplit(target)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            headers = [h for h in lines[1:] if h and not h.lower().startswith(("proxy-", "connection:"))]
-            up_writer.write("\r\n".join([f"{method} {path} {version}", *headers, "Connection: close", "", ""]).encode("latin-1"))
+            # The Host sent is the one that was checked: the module's own header could name another
+            # site behind the same address (a CDN, a virtual host), reached under this target's grant.
+            headers = [h for h in lines[1:] if _forwarded(h)]
+            host_line = f"Host: {_host_header(egress_target)}"
+            up_writer.write("\r\n".join([f"{method} {path} {version}", host_line, *headers, "Connection: close", "", ""]).encode("latin-1"))
         await writer.drain()
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
+def _forwarded(line: str) -> bool:
+    """Is this header line passed on? Not Host, Connection, Proxy-*, nor an obsolete folded continuation."""
+    name = line.split(":", 1)[0].strip().lower()
+    return bool(line) and line[:1] not in (" ", "\t") and name not in ("host", "connection") and not name.startswith("proxy-")
+
+
+def _host_header(target: Target) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if DEFAULT_PORTS.get(target.scheme) == target.port else f"{host}:{target.port}"
 
 
 async def _connect(addresses, port: int):
