@@ -33,7 +33,7 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 # (lowest, highest) accepted value of each limit; docs/manifest.md states the same table.
-BOUNDS: dict[str, tuple[float, float]] = {
+BOUNDS: dict[str, tuple[int | float, int]] = {
     "memory_mb": (1, 65_536),  # 64 GiB
     "timeout_ms": (1, 3_600_000),  # one hour: a call, not a job
     "fuel": (1, 10**15),  # ~ days of instructions, far inside wasmtime's u64
@@ -54,8 +54,8 @@ def check_value(key: str, field: str, value: float | None, file: str) -> None:
     unit = f" {UNITS[field]}" if field in UNITS else ""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
         raise ManifestError(
-            file, key, f"{value!r} is outside {low:g}..{high:g}{unit}",
-            f"set {field} between {low:g} and {high:g}{unit} (the bounds are in docs/manifest.md)",
+            file, key, f"{value!r} is outside {low}..{high}{unit}",
+            f"set {field} between {low} and {high}{unit} (the bounds are in docs/manifest.md)",
         )
 
 
