@@ -211,7 +211,7 @@ def open_beneath(located: Located, write: bool) -> int:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise PathRefused("not a regular file")
-        os.set_blocking(fd, True)
+        # O_NONBLOCK stays: it changes nothing for a regular file, the only kind let through.
     except BaseException:
         os.close(fd)
         raise
