@@ -113,8 +113,11 @@ def test_a_configured_secret_prefix_is_reserved_at_run_time(state, tmp_path):
     with pytest.raises(CapabilityDenied) as denied:
         host.env_get(CallContext(request_id="r1"), "APP_SECRET_DB")
     assert '[capabilities] secrets = ["db"]' in denied.value.fix
+    with pytest.raises(CapabilityDenied) as undeclared:
+        host.env_get(CallContext(request_id="r2"), "GATI_SECRET_OTHER")
+    assert '[capabilities] secrets = ["other"]' in undeclared.value.fix  # never "add it to env"
     assert [(e["target"], e["decision"]) for e in records(state, "env")] == [
-        ("APP_SECRET_DB", "deny"), ("LANG", "allow"), ("APP_SECRET_DB", "deny"),
+        ("APP_SECRET_DB", "deny"), ("LANG", "allow"), ("APP_SECRET_DB", "deny"), ("GATI_SECRET_OTHER", "deny"),
     ]
 
 

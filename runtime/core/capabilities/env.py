@@ -45,8 +45,8 @@ class EnvCapability:
 
     def decide(self, name: str) -> Decision:
         prefix = _reserved_prefix(name, self.reserved)
-        if prefix and name in self.declared:
-            problem, fix = _reserved(name, prefix)
+        if prefix:  # declared or not, the grant to name is a secrets grant
+            problem, _ = _reserved(name, prefix)
             secret = secrets_capability.secret_name_for(name, prefix)
             return Decision("env", name, False, grant=grant_line(secrets_capability.FIELD, secret), reason=problem)
         return named("env", FIELD, name, self.declared)
