@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from runtime.cli.audit import audit_app
 from runtime.core.capabilities.files import FileGrant, Located
-from runtime.core.capabilities.policy import Decision, Policy
+from runtime.core.policy import Decision, Policy
 from runtime.reports.probe import (
     ATTEMPTS,
     PROBES,

@@ -17,7 +17,7 @@ import pytest
 from runtime.core.audit_log import read_events
 from runtime.core.call import CallContext
 from runtime.core.capabilities import files
-from runtime.core.capabilities.policy import Policy
+from runtime.core.policy import Policy
 from runtime.core.errors import CapabilityDenied, GatiError
 from runtime.core.host import Host, Resolver
 from runtime.core.manifest import load_manifest

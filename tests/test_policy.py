@@ -4,7 +4,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.core.capabilities.policy import Policy
+from runtime.core.policy import Policy
 from runtime.core.manifest import LoadedManifest, parse_manifest
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)

@@ -28,7 +28,7 @@ from runtime.core.capabilities.egress import EgressError, IPAddress, Resolver, T
 from runtime.core.capabilities.files import FileGrant, PathRefused
 from runtime.core.capabilities.limits import LimitHit
 from runtime.core.capabilities.modules import CallModule
-from runtime.core.capabilities.policy import Decision, Policy
+from runtime.core.policy import Decision, Policy
 from runtime.core.errors import CapabilityDenied
 from runtime.core.kv import KvStore
 from runtime.core.manifest import LoadedManifest
