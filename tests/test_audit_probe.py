@@ -89,6 +89,7 @@ async def test_probe_fails_under_a_weakened_policy(monkeypatch, tmp_path, weaken
 
 def test_cli_probe_exit_status(monkeypatch, tmp_path):
     monkeypatch.delenv("GATI_HOME", raising=False)
+    (tmp_path / "gati.toml").write_text("")  # a project: audit refuses to keep state anywhere else
     runner = CliRunner()
     ok = runner.invoke(audit_app, ["--probe", "--format", "json", "--project", str(tmp_path)])
     assert ok.exit_code == 0, ok.output

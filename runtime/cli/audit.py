@@ -43,6 +43,7 @@ audit_app = typer.Typer(
     help="What modules may do, did do and tried to do; least-privilege proposals; sandbox probes. "
     "Without a subcommand, runs `report` (gati audit [MODULE...] [OPTIONS]).",
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -79,8 +80,8 @@ def report(
 ) -> None:
     """The audit report: permissions, usage, refusals, unused grants, findings."""
     window = parse_when(since), parse_when(until)
-    results = probes.run() if probe else None
-    with open_state(project) as state:
+    with open_state(project) as state:  # first: outside a project, refuse before probing anything
+        results = probes.run() if probe else None
         result = build_report(state, modules or (), *window, learn=learn, probes=results)
     if format is Format.json:
         print(to_json(result))
@@ -102,8 +103,11 @@ def diff(
     project: ProjectOpt = Path("."),
 ) -> None:
     """The permission difference between two manifests or two registered versions."""
-    with open_state(project) as state:
-        (old_label, old_m), (new_label, new_m) = resolve(old, state.registry), resolve(new, state.registry)
+    if Path(old).exists() and Path(new).exists():  # two manifests on disk: no project needed
+        (old_label, old_m), (new_label, new_m) = resolve(old, None), resolve(new, None)
+    else:
+        with open_state(project) as state:
+            (old_label, old_m), (new_label, new_m) = resolve(old, state.registry), resolve(new, state.registry)
     d = permission_diff(old_m, new_m, old_label, new_label)
     if as_json:
         print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))

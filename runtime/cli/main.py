@@ -9,14 +9,16 @@
 
 Every command takes --project DIR (default: the current directory) to find the state
 directory (DIR/.gati, or $GATI_HOME). User errors print what went wrong and how to fix
-it and exit 1, without a traceback.
+it and exit 1, without a traceback; anything unexpected is one line naming the file that
+holds its traceback. Verbs that keep state refuse a folder that is not a project.
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import json
 import logging
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -32,32 +34,29 @@ from runtime.cli.audit import audit_app
 from runtime.cli.common import (
     JsonOpt,
     ProjectOpt,
+    Terminated,
     err,
     open_state,
     out,
     print_json,
+    run,
     user_errors,
 )
 from runtime.core.call import CallContext
 from runtime.core.errors import BadPayload, GatiError
+from runtime.core.secrets import configured as configured_secrets
 from runtime.http.app import PROJECT, build_app
 from runtime.http.project import load_settings, scaffold
 from runtime.modules import ModuleManager, register_module
 from runtime.modules.grpc_service import serve_module
 
-app = typer.Typer(name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=False)
-module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no_args_is_help=True)
+# pretty_exceptions_enable=False: Rich's traceback is never what a user sees (user_errors catches first).
+app = typer.Typer(
+    name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
-
-
-
-
-
-
-
-
-
 
 # project --------------------------------------------------------------------------------
 
@@ -80,7 +79,7 @@ def init(directory: Annotated[Path, typer.Argument(help="Where to create the pro
 def serve(
     directory: Annotated[Path, typer.Argument(help="The project to serve.")] = Path("."),
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (default: host in gati.toml, section \\[server]).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="TCP port (default: port in gati.toml, section \\[server]).")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="TCP port (default: port in gati.toml, section \\[server]).")] = None,
 ) -> None:
     """Serve a project over HTTP; its modules are registered on start."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -94,7 +93,24 @@ def serve(
     try:
         web.run_app(application, host=host, port=port, print=ready, access_log_format='%a "%r" %s %b %Tf')
     except OSError as exc:
-        raise GatiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", fix="choose another --port") from None
+        raise _cannot_listen(host, port, exc) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> Exception:
+    """The bind error with the fix that fits it; any other OSError is not about listening."""
+    where = f"cannot listen on {host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return GatiError(
+            f"{where}: {host!r} is neither an IP address nor a name that resolves ({exc.strerror})",
+            fix="give an address of this machine, e.g. --host 127.0.0.1 (0.0.0.0: every interface)",
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return GatiError(f"{where}: the port is in use", fix="choose another --port, or stop what listens there")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return GatiError(f"{where}: {host} is not an address of this machine", fix="give one of its addresses, e.g. --host 127.0.0.1 (0.0.0.0: every interface)")
+    if exc.errno == errno.EACCES and port < 1024:
+        return GatiError(f"{where}: ports below 1024 need privileges", fix="choose --port 1024 or above")
+    return exc
 
 
 # modules --------------------------------------------------------------------------------
@@ -173,20 +189,21 @@ def module_serve(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Serve one module over gRPC (gati.module.v1 ModuleService and grpc.health.v1) until stopped."""
-    async def run(manager: Any) -> None:
+    async def serve(manager: Any) -> None:
         err.print(f"gati: serving module {name} on {listen} (Ctrl+C stops)", highlight=False)
         await serve_module(manager, name, listen)
 
     try:
-        _with_manager(project, run)
-    except KeyboardInterrupt:
-        pass
+        _with_manager(project, serve)
+    except (KeyboardInterrupt, Terminated):
+        pass  # asked to stop; the module's sandbox is closed by now
 
 
 # calls ------------------------------------------------------------------------
 
 
 @app.command()
+@user_errors
 def call(
     module: str,
     method: str,
@@ -194,7 +211,7 @@ def call(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Call a module method once, in this process; prints the JSON result (or the error JSON on stderr, exit 1)."""
-    async def run(manager: Any) -> Any:
+    async def one_call(manager: Any) -> Any:
         ctx = CallContext(request_id=uuid.uuid4().hex, trace_id=uuid.uuid4().hex, caller="cli")
         return await manager.call(module, method, data, ctx=ctx)
 
@@ -203,27 +220,30 @@ def call(
             data = json.loads(payload) if payload is not None else {}
         except ValueError as exc:
             raise BadPayload(f"the payload is not JSON: {exc}", fix="quote it for the shell, e.g. '{\"name\": \"x\"}'") from None
-        result = _with_manager(project, run)
+        result = _with_manager(project, one_call)
     except GatiError as exc:
-        print(json.dumps({"error": exc.to_dict()}, indent=2, ensure_ascii=False, default=str), file=sys.stderr)
+        body = {**exc.to_dict(), **({"note": exc.note} if exc.note else {})}  # the CLI's user is the operator
+        print(json.dumps({"error": body}, indent=2, ensure_ascii=False, default=str), file=sys.stderr)
         raise typer.Exit(1) from None
     print_json(result)
 
 
 def _with_manager(project: Path, fn) -> Any:
-    """Run fn(manager) on a fresh event loop with a ModuleManager for the project's state; always closes it."""
-
+    """Run fn(manager) on a fresh event loop with a ModuleManager set up as `gati serve` sets it up
+    for this project (its state, [egress] hosts, [secrets]); the manager is always closed, also
+    on Ctrl+C and SIGTERM (see common.run)."""
     settings = load_settings(project)
 
-    async def run() -> Any:
+    async def main() -> Any:
         with open_state(project) as state:
-            manager = ModuleManager(state, egress_hosts=dict(settings.egress.hosts))
+            secrets = configured_secrets(settings.secrets, Path(project).resolve())
+            manager = ModuleManager(state, egress_hosts=dict(settings.egress.hosts), secrets=secrets)
             try:
                 return await fn(manager)
             finally:
                 await manager.close()
 
-    return asyncio.run(run())
+    return run(main)
 
 
 if __name__ == "__main__":

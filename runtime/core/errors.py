@@ -16,6 +16,9 @@ ERRORS_BY_CODE: dict[str, type["GatiError"]] = {}
 class GatiError(Exception):
     code = "internal"
     http_status = 500
+    # For the operator (the server log, the CLI), never in to_dict: what would tell a client or a
+    # module more about the server than its own call needs, e.g. the names of every registered module.
+    note: str = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

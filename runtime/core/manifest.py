@@ -110,8 +110,28 @@ class LoadedManifest(msgspec.Struct, frozen=True):
         return self.manifest.name
 
     def artifact_path(self) -> Path | None:
+        """The artifact file, refused when it resolves (links followed) outside the module's folder."""
         a = self.manifest.artifact
-        return (Path(self.base_dir) / a.path).resolve() if a.path else None
+        return self._inside("artifact.path", a.path) if a.path else None
+
+    def build_context(self) -> Path | None:
+        """An oci module's build context, refused like artifact_path when it lies outside the module's folder."""
+        a = self.manifest.artifact
+        return self._inside("artifact.build", a.build) if a.build else None
+
+    def _inside(self, key: str, declared: str) -> Path:
+        # Checked on every use, not only at registration: a link swapped in later must not lead the
+        # runtime (or an error message quoting what it read) to /etc/shadow or /proc/self/environ.
+        base = Path(self.base_dir).resolve()
+        path = (base / declared).resolve()
+        if not path.is_relative_to(base):
+            raise ManifestError(
+                self.file,
+                key,
+                f"{declared!r} resolves to {path}, outside the module's folder {base}",
+                "keep what the module is built from inside its folder: no absolute path, no '..' or symlink out of it",
+            )
+        return path
 
 
 def parse_manifest(text: str | bytes, file: str = "module.toml") -> Manifest:
@@ -233,9 +253,11 @@ def _check_paths(loaded: LoadedManifest) -> None:
     m = loaded.manifest
     artifact = loaded.artifact_path()
     if artifact is not None and not artifact.is_file():
-        raise ManifestError(
-            loaded.file, "artifact.path", f"artifact {artifact} does not exist", "build the module first (see its build script)"
-        )
+        problem = f"artifact {artifact} is not a regular file" if artifact.exists() else f"artifact {artifact} does not exist"
+        raise ManifestError(loaded.file, "artifact.path", problem, "build the module first (see its build script)")
+    context = loaded.build_context()
+    if context is not None and not context.is_dir():
+        raise ManifestError(loaded.file, "artifact.build", f"build context {context} is not a directory", "name the folder holding the Dockerfile")
     for declared, mode in m.capabilities.files.items():
         host = Path(declared) if Path(declared).is_absolute() else Path(loaded.base_dir) / declared
         if not host.exists():

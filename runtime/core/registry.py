@@ -121,12 +121,13 @@ class Registry:
             query, args = query + " AND version = ?", (name, version)
         row = self._db.execute(query + " ORDER BY registered_at DESC LIMIT 1", args).fetchone()
         if row is None:
-            known = ", ".join(self.names()) or "none"
-            raise ModuleNotFound(
+            missing = ModuleNotFound(
                 f"no module named {name!r}" + (f" at version {version}" if version else ""),
-                fix=f"register it with: gati module register PATH (registered: {known})",
+                fix="register it with: gati module register PATH",
                 module=name,
             )
+            missing.note = f"registered: {', '.join(self.names()) or 'none'}"
+            raise missing
         return Registration(msgspec.json.decode(row[0], type=LoadedManifest), row[1], row[2])
 
     def versions(self, name: str) -> list[Registration]:

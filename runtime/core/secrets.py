@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
+import msgspec
+
 from runtime.core.errors import GatiError
 
 log = logging.getLogger("gati.secrets")
@@ -128,6 +130,21 @@ class Secrets:
             elif isinstance(p, FileProvider):
                 ways.append(f"add {name} = \"...\" to {p.path}")
         return " or ".join(ways) or "configure a provider in gati.toml [secrets]"
+
+
+class SecretsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """gati.toml [secrets]: which providers, in order, and how long a value is cached."""
+
+    providers: list[str] = msgspec.field(default_factory=lambda: ["env", "file"])
+    env_prefix: str = "GATI_SECRET_"
+    file: str = "secrets.toml"  # relative to the project
+    ttl_s: float = DEFAULT_TTL_S
+
+
+def configured(settings: SecretsSettings, project_dir: str | Path) -> Secrets:
+    """The secrets manager a project's settings describe; `gati serve`, `gati call` and `gati module serve` alike."""
+    made = {"env": lambda: EnvProvider(settings.env_prefix), "file": lambda: FileProvider(Path(project_dir) / settings.file)}
+    return Secrets(providers=[made[name]() for name in settings.providers], ttl_s=settings.ttl_s)
 
 
 @dataclass(frozen=True)

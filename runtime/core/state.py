@@ -21,7 +21,12 @@ class StateDir:
 
     @classmethod
     def open(cls, project_dir: str | Path = ".") -> "StateDir":
-        return cls(os.environ.get("GATI_HOME") or Path(project_dir) / ".gati")
+        return cls(cls.locate(project_dir))
+
+    @staticmethod
+    def locate(project_dir: str | Path = ".") -> Path:
+        """Where open() keeps the state, without making it."""
+        return Path(os.environ.get("GATI_HOME") or Path(project_dir) / ".gati")
 
     @cached_property
     def registry(self) -> Registry:

@@ -28,14 +28,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from runtime.core.call import CallContext, request_context
 from runtime.core.errors import GatiError, HandlerTimeout
-from runtime.core.secrets import (
-    EnvProvider,
-    FileProvider,
-    Grant,
-    SecretAccess,
-    Secrets,
-    current_grant,
-)
+from runtime.core.secrets import Grant, SecretAccess, Secrets, current_grant
+from runtime.core.secrets import configured as configured_secrets
 from runtime.core.state import StateDir
 from runtime.http.auth import Authenticator
 from runtime.http.context import GlobalContext, LocalContext
@@ -102,7 +96,7 @@ def build_app(project_dir: str | Path) -> web.Application:
     s = project.settings
     router = load_routes(project.handlers_dir)
     hooks = load_project_hooks(project.hooks_file)
-    secrets = _secrets(project)
+    secrets = configured_secrets(project.settings.secrets, project.dir)
     rt = Runtime(
         project=project,
         router=router,
@@ -135,12 +129,6 @@ def build_app(project_dir: str | Path) -> web.Application:
     # Our Router owns the rest of the URL space: file-based routes, with our own 404/405 bodies.
     app.router.add_route("*", "/{path:.*}", _dispatch)
     return app
-
-
-def _secrets(project: Project) -> Secrets:
-    cfg = project.settings.secrets
-    made = {"env": lambda: EnvProvider(cfg.env_prefix), "file": lambda: FileProvider(project.dir / cfg.file)}
-    return Secrets(providers=[made[name]() for name in cfg.providers], ttl_s=cfg.ttl_s)
 
 
 def _system_routes(app: web.Application, rt: Runtime) -> None:
@@ -268,7 +256,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         resp = await _handle(rt, request, route, match.params, lctx)
     except GatiError as err:
         level = logging.ERROR if err.http_status >= 500 else logging.INFO
-        log.log(level, "%s %s -> %s %s (request %s)", request.method, request.path, err.http_status, err, lctx.request_id)
+        note = f" [{err.note}]" if err.note else ""  # the operator's, never in the body
+        log.log(level, "%s %s -> %s %s%s (request %s)", request.method, request.path, err.http_status, err, note, lctx.request_id)
         resp = _error(err.http_status, err.to_dict(), lctx)
         resp.headers.update(getattr(err, "http_headers", None) or {})
         lctx.failed = True

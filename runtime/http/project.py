@@ -42,6 +42,7 @@ from typing import Any
 import msgspec
 
 from runtime.core.errors import GatiError
+from runtime.core.secrets import SecretsSettings
 from runtime.http.ratelimit import Rate
 
 CONFIG_FILE = "gati.toml"
@@ -91,13 +92,6 @@ class Auth(_Strict):
     jwt_leeway_s: float = 0
     roles_claim: str = "roles"
     api_keys: dict[str, ApiKey] = {}
-
-
-class SecretsSettings(_Strict):
-    providers: list[str] = msgspec.field(default_factory=lambda: ["env", "file"])
-    env_prefix: str = "GATI_SECRET_"
-    file: str = "secrets.toml"
-    ttl_s: float = 30.0
 
 
 class PubSub(_Strict):
@@ -161,10 +155,15 @@ class Project:
         return found
 
 
+def is_project(project_dir: str | Path) -> bool:
+    """What serve, and every CLI verb that keeps state in a project, calls a project: a folder holding gati.toml."""
+    return (Path(project_dir) / CONFIG_FILE).is_file()
+
+
 def load_project(project_dir: str | Path) -> Project:
     root = Path(project_dir).resolve()
     file = root / CONFIG_FILE
-    if not file.is_file():
+    if not is_project(root):
         raise ProjectError(file, "(file)", "not a gati project (no gati.toml)", f"create one with: gati init {project_dir}")
     return Project(root, parse_settings(file.read_bytes(), file))
 

@@ -1,18 +1,23 @@
-"""Registering a module: validate its manifest, then pin its artifact by digest.
+"""Registering a module: validate its manifest and its artifact, then pin the artifact by digest.
 
-The digest is the backend's to give: a file's sha256 for WASM and native modules, the
-image ID for a container module (whose image the OCI backend builds from its Dockerfile).
-The core's registry only records what it is handed.
+Whether the artifact can run is the backend's to say (sandboxes.wasm.validate,
+sandboxes.native.validate; an oci module's image is built here, which is its check), so
+that a module that registers can answer its first call. The digest is the backend's to
+give too: a file's sha256 for WASM and native modules, the image ID for a container
+module. The core's registry only records what it is handed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from runtime.core.manifest import LoadedManifest, load_manifest, sha256_file
 from runtime.core.registry import Registration
 from runtime.core.state import StateDir
+from sandboxes.native import validate as native
 from sandboxes.oci.images import register_image
+from sandboxes.wasm import validate as wasm
 
 
 def register_module(state: StateDir, path: str | Path) -> Registration:
@@ -21,7 +26,14 @@ def register_module(state: StateDir, path: str | Path) -> Registration:
 
 
 def artifact_digest(loaded: LoadedManifest) -> str:
-    if loaded.manifest.kind == "oci":
+    """The artifact's digest, once its backend has accepted it (ManifestError otherwise)."""
+    kind = loaded.manifest.kind
+    if kind == "oci":
         return register_image(loaded)
     artifact = loaded.artifact_path()
-    return sha256_file(artifact) if artifact else ""
+    if kind == "wasm":
+        data = artifact.read_bytes()  # one read: what is checked is what is pinned
+        wasm.validate(loaded, data)
+        return hashlib.sha256(data).hexdigest()
+    native.validate(loaded, artifact)
+    return sha256_file(artifact)

@@ -110,6 +110,14 @@ def run_container(
     return container
 
 
+def remove(container) -> None:
+    """Kill and remove a container (blocking), whatever state it is in."""
+    try:
+        container.remove(force=True)
+    except docker.errors.APIError:
+        pass  # already gone
+
+
 class ContainerProcess:
     """A started container as ProcessSandbox sees it (sandboxes.process.sandbox.Process)."""
 

@@ -227,10 +227,10 @@ def register_image(loaded: LoadedManifest, client: docker.DockerClient | None = 
             return register_image(loaded, client)
     artifact = loaded.manifest.artifact
     if artifact.build:
-        context = (Path(loaded.base_dir) / artifact.build).resolve()
-        dockerfile = context / "Dockerfile"
-        if not dockerfile.is_file():
-            raise ImageError(f"no Dockerfile in {context}", fix="add a Dockerfile to the build context named by [artifact] build")
+        context = loaded.build_context()  # inside the module's folder, or it raises
+        dockerfile = (context / "Dockerfile").resolve()
+        if not dockerfile.is_relative_to(context) or not dockerfile.is_file():
+            raise ImageError(f"no Dockerfile in {context}", fix="add a Dockerfile (a file, not a link out of the folder) to the build context named by [artifact] build")
         text = dockerfile.read_text()
         args = {arg: sdk_image(client, lang) for arg, lang in BUILD_ARGS.items() if re.search(rf"\b{arg}\b", text)}
         m = loaded.manifest

@@ -36,9 +36,20 @@ class OciSandbox(ProcessSandbox):
         await super().start()
 
     async def launch(self, run_dir: Path, env: dict[str, str], mounts: list[FileGrant]) -> containers.ContainerProcess:
-        container = await asyncio.to_thread(
-            containers.run_container, self.client, self.image, self.registration.loaded, run_dir, env, mounts, self.state_label
+        creating = asyncio.ensure_future(
+            asyncio.to_thread(containers.run_container, self.client, self.image, self.registration.loaded, run_dir, env, mounts, self.state_label)
         )
+        try:
+            container = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Cancelling the wait does not stop the engine's thread: the container comes up anyway.
+            # Wait for it and remove it, or a Ctrl+C at the wrong moment leaves it running.
+            try:
+                container = await creating
+            except Exception:
+                raise asyncio.CancelledError() from None  # it never came up: nothing to remove
+            await asyncio.to_thread(containers.remove, container)
+            raise
         return containers.ContainerProcess(container, self.manifest.limits.memory_mb, on_oom=self._audit_oom)
 
     def _audit_oom(self) -> None:

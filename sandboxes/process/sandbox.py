@@ -94,9 +94,11 @@ class Instance:
 
     async def start(self) -> None:
         await self.host_server.start()
-        self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
-        self.started_at = time.monotonic()
         try:
+            # Inside the try: a start cancelled during launch (Ctrl+C, SIGTERM) must stop the host
+            # server too, or grpc's server outlives the event loop ("Event loop is closed").
+            self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
+            self.started_at = time.monotonic()
             await self.proxy.serve(listen_in_netns(self.process.pid, PROXY_PORT))
             await self.process.ready()
             await self.client.wait_ready(READY_TIMEOUT_S, self.process.exit_reason)

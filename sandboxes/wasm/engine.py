@@ -3,24 +3,66 @@
 Epoch interruption is what makes a per-call deadline stop a runaway loop: a ticker
 thread bumps the engine's epoch every TICK_S and each store gets a deadline in ticks.
 Fuel is optional and costs speed, so modules that ask for it get an engine of their own.
+
+wasmtime reads anything that does not start with the `\\0asm` magic as WAT text, and a WAT
+parse error quotes the offending source line. An artifact is module code, but an error
+must never become a way to print a file: compile_module's errors name a position, never text.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from importlib.metadata import version
 from pathlib import Path
 
 import wasmtime
 
+from runtime.core.errors import GatiError
+
 TICK_S = 0.01
+WASM_MAGIC = b"\0asm"
+
+
+class ArtifactInvalid(GatiError):
+    code = "artifact_invalid"
+    http_status = 500
+
+
+def make_engine(fuel: bool) -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.consume_fuel = fuel
+    return wasmtime.Engine(config)
+
+
+def compile_module(engine: wasmtime.Engine, data: bytes) -> wasmtime.Module:
+    """A WebAssembly binary or WAT text, compiled; ArtifactInvalid (quoting no text) when it is neither."""
+    if not data.startswith(WASM_MAGIC):
+        try:
+            data = wasmtime.wat2wasm(data)
+        except wasmtime.WasmtimeError as exc:
+            # `from None`, and only the position: the parser's message quotes the line.
+            at = re.search(r"--> [^\n]*:(\d+):(\d+)", str(exc))
+            where = f"its text fails to parse at line {at[1]}, column {at[2]}" if at else "nor is it UTF-8 text"
+            raise ArtifactInvalid(
+                f"not a WebAssembly binary (no \\0asm header) and not WAT: {where}",
+                fix="point [artifact] path at the .wasm your build writes, or fix the WAT at that position",
+            ) from None
+    try:
+        return wasmtime.Module(engine, data)
+    except wasmtime.WasmtimeError as exc:
+        # A binary (or WAT that parsed): its messages name offsets and wasm names, not a file's text.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = re.sub(r"^\d+: ", "", lines[-1]) if lines else type(exc).__name__
+        raise ArtifactInvalid(f"not valid WebAssembly: {cause}", fix="rebuild the module; its toolchain wrote an invalid binary") from None
 
 
 class WasmEngines:
     def __init__(self, cache_dir: Path):
         self.cache_dir = cache_dir / "wasm"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._engines = {fuel: self._engine(fuel) for fuel in (False, True)}
+        self._engines = {fuel: make_engine(fuel) for fuel in (False, True)}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="gati-wasm-epoch", daemon=True)
         self._ticker.start()
@@ -37,7 +79,7 @@ class WasmEngines:
                 return wasmtime.Module.deserialize_file(engine, str(cached))
             except wasmtime.WasmtimeError:
                 cached.unlink(missing_ok=True)  # stale or corrupt: compile again
-        module = wasmtime.Module.from_file(engine, str(artifact))
+        module = compile_module(engine, artifact.read_bytes())
         tmp = cached.with_suffix(".tmp")
         tmp.write_bytes(module.serialize())
         tmp.replace(cached)
@@ -50,10 +92,3 @@ class WasmEngines:
         while not self._stop.wait(TICK_S):
             for engine in self._engines.values():
                 engine.increment_epoch()
-
-    @staticmethod
-    def _engine(fuel: bool) -> wasmtime.Engine:
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.consume_fuel = fuel
-        return wasmtime.Engine(config)

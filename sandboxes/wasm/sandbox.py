@@ -21,14 +21,13 @@ from runtime.core.capabilities.files import FileGrant
 from runtime.core.capabilities.limits import LimitHit
 from runtime.core.errors import (
     GatiError,
-    MethodNotFound,
     ModuleCrashed,
     ModuleError,
     ModuleTimeout,
 )
 from runtime.core.host import Host
 from runtime.core.registry import Registration
-from sandboxes.wasm import abi
+from sandboxes.wasm import abi, validate
 from sandboxes.wasm.engine import TICK_S, WasmEngines
 
 MIB = 1 << 20
@@ -55,32 +54,14 @@ class WasmSandbox:
     def _prepare(self) -> wasmtime.InstancePre:
         self.registration.verify_artifact()
         module = self.engines.load(self.registration.loaded.artifact_path(), self.registration.artifact_sha256, bool(self.fuel))
-        exports = {e.name for e in module.exports}
-        if "memory" not in exports:
-            raise ModuleCrashed(f"module {self.manifest.name} exports no memory", fix="export the linear memory as \"memory\" (docs/wasm-abi.md)")
-        missing = sorted(set(self.manifest.methods) - exports)
-        if missing:
-            raise MethodNotFound(
-                f"module {self.manifest.name} declares methods it does not export: {', '.join(missing)}",
-                fix="export a () -> i32 function per method, or remove it from [methods]",
-            )
-        # WASI costs a context per call: link it only for modules that import it (C, Rust).
-        self.uses_wasi = any(i.module.startswith("wasi_") for i in module.imports)
-        linker = wasmtime.Linker(self.engine)
+        # Registration ran the same checks; a registration recorded before them gets them here.
+        pre, self.uses_wasi = validate.link(self.engine, module, self.registration.loaded)
         if self.uses_wasi:
-            linker.define_wasi()
             # Only a WASI module is handed anything at start: its environment and its preopens.
             own = CallContext(caller=f"module:{self.manifest.name}")
             self._environ = self.host.start_environ(own)
             self._mounts = self.host.start_mounts(own, directories_only=True)  # WASI preopens directories only
-        abi.define_imports(linker)
-        try:
-            return linker.instantiate_pre(module)
-        except wasmtime.WasmtimeError as exc:
-            raise ModuleCrashed(
-                f"module {self.manifest.name} imports something gati does not provide: {_first_line(exc)}",
-                fix="import only the gati functions of docs/wasm-abi.md and wasi_snapshot_preview1",
-            ) from None
+        return pre
 
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         loop = asyncio.get_running_loop()

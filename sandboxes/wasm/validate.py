@@ -1,0 +1,67 @@
+"""Whether an artifact is a WASM module gati can run under its manifest: asked at registration, again at load.
+
+A module that registers must be able to answer its first call: it compiles (binary or WAT),
+it exports its linear memory as `memory`, every declared method is an exported `() -> i32`
+function, and it imports only what gati provides (docs/wasm-abi.md). Each problem is a
+ManifestError naming the manifest key to change, and none quotes the artifact's text.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+from runtime.core.errors import ManifestError
+from runtime.core.manifest import LoadedManifest
+from sandboxes.wasm import abi
+from sandboxes.wasm.engine import ArtifactInvalid, compile_module, make_engine
+
+I32 = wasmtime.ValType.i32()
+
+
+def validate(loaded: LoadedManifest, data: bytes) -> None:
+    """Refuse (ManifestError) an artifact that would fail its first call; data is the artifact's bytes."""
+    engine = make_engine(bool(loaded.manifest.limits.fuel))
+    try:
+        module = compile_module(engine, data)
+    except ArtifactInvalid as exc:
+        raise ManifestError(loaded.file, "artifact.path", f"{loaded.manifest.artifact.path} is {exc.message}", exc.fix or "") from None
+    link(engine, module, loaded)
+
+
+def link(engine: wasmtime.Engine, module: wasmtime.Module, loaded: LoadedManifest) -> tuple[wasmtime.InstancePre, bool]:
+    """The module checked against its manifest and linked to gati's imports: (instance template, uses WASI)."""
+    m, artifact = loaded.manifest, loaded.manifest.artifact.path
+
+    def refuse(key: str, problem: str, fix: str) -> ManifestError:
+        return ManifestError(loaded.file, key, f"{artifact} {problem}", fix)
+
+    exports = {e.name: e.type for e in module.exports}
+    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        raise refuse("artifact.path", 'exports no linear memory named "memory"', 'export it as "memory" (docs/wasm-abi.md)')
+    for method in sorted(m.methods):
+        kind = exports.get(method)
+        if kind is None:
+            raise refuse(f"methods.{method}", f"exports no function {method!r}", f"export a () -> i32 function {method}, or remove [methods.{method}]")
+        if not isinstance(kind, wasmtime.FuncType):
+            what = type(kind).__name__.removesuffix("Type").lower()
+            raise refuse(f"methods.{method}", f"exports {method!r} as a {what}, not a function", f"remove [methods.{method}]: only functions are methods")
+        if kind.params or kind.results != [I32]:
+            raise refuse(
+                f"methods.{method}",
+                f"exports {method!r} as ({', '.join(map(str, kind.params))}) -> ({', '.join(map(str, kind.results))})",
+                "a method is a () -> i32 function: input and output go through the gati imports (docs/wasm-abi.md)",
+            )
+    # WASI costs a context per call: link it only for modules that import it (C, Rust).
+    uses_wasi = any(i.module.startswith("wasi_") for i in module.imports)
+    linker = wasmtime.Linker(engine)
+    if uses_wasi:
+        linker.define_wasi()
+    abi.define_imports(linker)
+    try:
+        return linker.instantiate_pre(module), uses_wasi
+    except wasmtime.WasmtimeError as exc:
+        raise refuse(
+            "artifact.path",
+            f"imports something gati does not provide: {str(exc).strip().splitlines()[0]}",
+            "import only the gati functions of docs/wasm-abi.md and wasi_snapshot_preview1",
+        ) from None
