@@ -44,9 +44,9 @@ def compile_module(engine: wasmtime.Engine, data: bytes) -> wasmtime.Module:
         except wasmtime.WasmtimeError as exc:
             # `from None`, and only the position: the parser's message quotes the line.
             at = re.search(r"--> [^\n]*:(\d+):(\d+)", str(exc))
-            where = f"its text fails to parse at line {at[1]}, column {at[2]}" if at else "nor is it UTF-8 text"
+            why = f"its text fails to parse at line {at[1]}, column {at[2]}" if at else "it is not UTF-8 text"
             raise ArtifactInvalid(
-                f"not a WebAssembly binary (no \\0asm header) and not WAT: {where}",
+                f"not a WebAssembly binary (no \\0asm header) and not WAT: {why}",
                 fix="point [artifact] path at the .wasm your build writes, or fix the WAT at that position",
             ) from None
     try:
