@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 import grpc
 import pytest
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
@@ -38,7 +39,7 @@ def engine():
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, engine):
     """A project with the container probe registered; (project dir, environment for gati, state label)."""
     root = tmp_path / "app"
     shutil.copytree(PROBE, root / "modules" / "probe")
@@ -47,11 +48,15 @@ def project(tmp_path):
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'sdk' / 'python'}"
     done = subprocess.run([GATI, "module", "register", str(root / "modules" / "probe"), "--project", str(root)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    return root, env, state_label((root / ".gati").resolve())
+    label = state_label((root / ".gati").resolve())
+    yield root, env, label
+    for container in containers(engine, label):  # a failed test killed gati: remove what it left (its own label only)
+        container.remove(force=True)
 
 
 def containers(engine, label, **filters):
-    return engine.containers.list(all=True, filters={"label": f"gati.state={label}", **filters})
+    # sparse: no inspect per container, which races a container being created or removed (404)
+    return engine.containers.list(all=True, sparse=True, filters={"label": f"gati.state={label}", **filters})
 
 
 def wait_for(condition, what):
@@ -63,7 +68,13 @@ def wait_for(condition, what):
 
 def serving(engine, label) -> bool:
     """A container of ours whose module printed its handshake: it serves, the call is being made."""
-    return any(b"|unix|" in c.logs(stdout=True, stderr=False) for c in containers(engine, label, status="running"))
+    for container in containers(engine, label, status="running"):
+        try:
+            if b"|unix|" in container.logs(stdout=True, stderr=False):
+                return True
+        except docker.errors.NotFound:
+            pass
+    return False
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
