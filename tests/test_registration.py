@@ -169,6 +169,22 @@ def test_a_native_script_with_its_interpreter_registers(state, tmp_path):
     assert register_module(state, folder).manifest.kind == "native"
 
 
+async def test_the_check_compiles_once_into_the_cache_the_runtime_loads_from(state, tmp_path):
+    folder = wasm_module(tmp_path / "m", "m.wat")
+    (folder / "m.wat").write_text(f"(module {MEMORY_AND_HELLO})")
+    register_module(state, folder)
+    [cached] = (state.cache_dir / "wasm").glob("*.cwasm")
+    compiled_at = cached.stat().st_mtime_ns
+    register_module(state, folder)  # again, as every `gati serve` start does
+    manager = ModuleManager(state)
+    try:
+        assert await manager.call("m", "hello", {}, ctx=CallContext(caller="test")) is None
+    finally:
+        await manager.close()
+    assert list((state.cache_dir / "wasm").glob("*.cwasm")) == [cached]
+    assert cached.stat().st_mtime_ns == compiled_at  # deserialized since, never compiled again
+
+
 # no error quotes the artifact, whatever it holds ---------------------------------------------------
 
 

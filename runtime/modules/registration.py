@@ -22,10 +22,10 @@ from sandboxes.wasm import validate as wasm
 
 def register_module(state: StateDir, path: str | Path) -> Registration:
     loaded = load_manifest(path)
-    return state.registry.add(loaded, artifact_digest(loaded))
+    return state.registry.add(loaded, artifact_digest(loaded, state))
 
 
-def artifact_digest(loaded: LoadedManifest) -> str:
+def artifact_digest(loaded: LoadedManifest, state: StateDir) -> str:
     """The artifact's digest, once its backend has accepted it (ManifestError otherwise)."""
     kind = loaded.manifest.kind
     if kind == "oci":
@@ -33,7 +33,8 @@ def artifact_digest(loaded: LoadedManifest) -> str:
     artifact = loaded.artifact_path()
     if kind == "wasm":
         data = artifact.read_bytes()  # one read: what is checked is what is pinned
-        wasm.validate(loaded, data)
-        return hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
+        wasm.validate(loaded, data, digest, state.cache_dir)
+        return digest
     native.validate(loaded, artifact)
     return sha256_file(artifact)

@@ -11,10 +11,13 @@ must never become a way to print a file: compile_module's errors name a position
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import threading
 from importlib.metadata import version
 from pathlib import Path
+from typing import Callable
 
 import wasmtime
 
@@ -58,10 +61,31 @@ def compile_module(engine: wasmtime.Engine, data: bytes) -> wasmtime.Module:
         raise ArtifactInvalid(f"not valid WebAssembly: {cause}", fix="rebuild the module; its toolchain wrote an invalid binary") from None
 
 
+def load_module(engine: wasmtime.Engine, fuel: bool, cache_dir: Path, sha256: str, read: Callable[[], bytes]) -> wasmtime.Module:
+    """Compile once per artifact digest; later loads (another start, a registration again) deserialize.
+
+    engine must be make_engine(fuel): compiled code is only valid for the configuration it was made with.
+    """
+    folder = cache_dir / "wasm"
+    cached = folder / f"{sha256}-{'fuel' if fuel else 'epoch'}-wasmtime{version('wasmtime')}.cwasm"
+    if cached.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except wasmtime.WasmtimeError:
+            cached.unlink(missing_ok=True)  # stale or corrupt: compile again
+    module = compile_module(engine, read())
+    folder.mkdir(parents=True, exist_ok=True)
+    # A name of its own: a registration and a runtime may compile the same module at once.
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(module.serialize())
+    os.replace(tmp, cached)
+    return module
+
+
 class WasmEngines:
     def __init__(self, cache_dir: Path):
-        self.cache_dir = cache_dir / "wasm"
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = cache_dir
         self._engines = {fuel: make_engine(fuel) for fuel in (False, True)}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="gati-wasm-epoch", daemon=True)
@@ -71,19 +95,7 @@ class WasmEngines:
         return self._engines[fuel]
 
     def load(self, artifact: Path, sha256: str, fuel: bool) -> wasmtime.Module:
-        """Compile once per artifact digest; later loads (also after a restart) deserialize."""
-        engine = self._engines[fuel]
-        cached = self.cache_dir / f"{sha256}-{'fuel' if fuel else 'epoch'}-wasmtime{version('wasmtime')}.cwasm"
-        if cached.exists():
-            try:
-                return wasmtime.Module.deserialize_file(engine, str(cached))
-            except wasmtime.WasmtimeError:
-                cached.unlink(missing_ok=True)  # stale or corrupt: compile again
-        module = compile_module(engine, artifact.read_bytes())
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_bytes(module.serialize())
-        tmp.replace(cached)
-        return module
+        return load_module(self._engines[fuel], fuel, self.cache_dir, sha256, artifact.read_bytes)
 
     def close(self) -> None:
         self._stop.set()

@@ -8,21 +8,27 @@ ManifestError naming the manifest key to change, and none quotes the artifact's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import wasmtime
 
 from runtime.core.errors import ManifestError
 from runtime.core.manifest import LoadedManifest
 from sandboxes.wasm import abi
-from sandboxes.wasm.engine import ArtifactInvalid, compile_module, make_engine
+from sandboxes.wasm.engine import ArtifactInvalid, load_module, make_engine
 
 I32 = wasmtime.ValType.i32()
 
 
-def validate(loaded: LoadedManifest, data: bytes) -> None:
-    """Refuse (ManifestError) an artifact that would fail its first call; data is the artifact's bytes."""
-    engine = make_engine(bool(loaded.manifest.limits.fuel))
+def validate(loaded: LoadedManifest, data: bytes, sha256: str, cache_dir: Path) -> None:
+    """Refuse (ManifestError) an artifact that would fail its first call; data is the artifact's bytes.
+
+    The compiled module goes to the state's compile cache, as the runtime's first load would put
+    it there: checking costs a compile once per artifact, not once per registration."""
+    fuel = bool(loaded.manifest.limits.fuel)
+    engine = make_engine(fuel)
     try:
-        module = compile_module(engine, data)
+        module = load_module(engine, fuel, cache_dir, sha256, lambda: data)
     except ArtifactInvalid as exc:
         raise ManifestError(loaded.file, "artifact.path", f"{loaded.manifest.artifact.path} is {exc.message}", exc.fix or "") from None
     link(engine, module, loaded)
