@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import grpc
+from gati_sdk.protocol import wire
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 
 from bench.common import percentiles, table, time_async
@@ -96,7 +97,7 @@ async def bare_bwrap_start(argv: list[str], run_dir: Path, pass_fds=()) -> float
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, pass_fds=pass_fds)
     line = await proc.stdout.readline()
     elapsed = time.perf_counter() - started
-    assert line.startswith(b"GATI|1|unix|"), line
+    assert line.decode().startswith(wire.handshake_line("")), line
     proc.kill()
     await proc.wait()
     return elapsed

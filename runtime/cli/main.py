@@ -48,7 +48,7 @@ from runtime.core.secrets import configured as configured_secrets
 from runtime.http.app import PROJECT, build_app
 from runtime.http.project import load_settings, scaffold
 from runtime.modules import ModuleManager, register_module
-from runtime.modules.grpc_service import serve_module
+from runtime.modules.grpc_module_server import serve_module
 
 # pretty_exceptions_enable=False: Rich's traceback is never what a user sees (user_errors catches first).
 app = typer.Typer(

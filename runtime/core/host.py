@@ -83,6 +83,10 @@ class Host:
             reason=decision.reason or None,
         )
 
+    def refuse(self, ctx: CallContext, capability: str, target: str, reason: str) -> None:
+        """Audit a request refused before its capability was weighed (e.g. it named no call in flight)."""
+        self._record(ctx, Decision(capability, target, False, reason=reason))
+
     def limit_hit(self, ctx: CallContext, hit: LimitHit) -> None:
         """Audit a limit the sandbox enforced (runtime/core/capabilities/limits.py) beside the refused capabilities."""
         self._record(ctx, Decision(hit.capability, hit.target, False, grant=hit.grant, reason=hit.reason))

@@ -3,9 +3,10 @@
 
 It uses nothing but the standard library's urllib, as ordinary code would: the runtime
 sets HTTP_PROXY/HTTPS_PROXY to the egress proxy inside the sandbox, which lets through
-only what `[capabilities] egress` grants (a refusal comes back as 403, naming the grant).
+only what `[capabilities] egress` grants. A refusal raises the SDK's CapabilityDenied,
+naming the grant; the SDK also makes the pool's requests for the call that started them.
 
-    check {"urls": ["https://...", ...]} -> [{"url", "ok", "status", "ms", "error"?}, ...]
+    check {"urls": ["https://...", ...]} -> [{"url", "ok", "status", "ms", "error"?, "grant"?}, ...]
     title {"url": "https://..."}          -> {"url", "status", "title"}
 """
 
@@ -15,7 +16,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from gati_sdk import Module, ModuleError
+from gati_sdk import CapabilityDenied, Module, ModuleError
 
 module = Module("linkcheck", "1.0.0")
 
@@ -35,10 +36,10 @@ def check_one(url: str, timeout: float) -> dict:
     try:
         with fetch(url, "HEAD", timeout) as resp:
             result.update(ok=resp.status < 400, status=resp.status)
+    except CapabilityDenied as denied:
+        result.update(ok=False, status=None, error="egress not granted", grant=denied.details.get("grant"))
     except urllib.error.HTTPError as exc:
         result.update(ok=False, status=exc.code)
-        if exc.code == 403 and exc.headers.get("X-Gati-Denied"):
-            result["error"] = "egress not granted"
     except (OSError, ValueError) as exc:
         result.update(ok=False, status=None, error=str(getattr(exc, "reason", exc)))
     result["ms"] = round((time.monotonic() - started) * 1000, 1)

@@ -2,7 +2,8 @@
 
 The fetch is plain urllib, which honours HTTP_PROXY/HTTPS_PROXY: inside the container
 that is gati's egress proxy, so only the hosts in module.toml's egress answer, and
-every attempt is in the audit log. Summaries are cached in the "pagesum" kv store.
+every attempt is in the audit log. A refusal raises the SDK's CapabilityDenied, which
+reaches the caller as is, naming the grant. Summaries are cached in the "pagesum" kv store.
 """
 
 import collections
@@ -72,9 +73,6 @@ def summarize(payload, ctx):
             body = reply.read(MAX_BYTES).decode(charset, "replace")
             status = reply.status
     except urllib.error.HTTPError as err:
-        if err.headers.get("X-Gati-Denied"):  # the egress proxy refused: pass its denial on
-            denial = json.loads(err.read())["error"]
-            raise ModuleError(denial["message"], code="capability_denied", fix=denial.get("fix", ""), grant=denial.get("grant", ""))
         raise ModuleError(f"{url} answered {err.code}", code="upstream_error", status=str(err.code))
     except (urllib.error.URLError, OSError) as err:
         raise ModuleError(f"cannot fetch {url}: {err}", code="upstream_error")

@@ -1,8 +1,10 @@
 // ratelimit: a gati module in Node.js. Token buckets kept in the runtime's kv store
-// ("ratelimit"), reached through the host service on $GATI_HOST_SOCKET.
+// ("ratelimit"), reached through the host service on $GATI_HOST_SOCKET. Each host request
+// presents the call token its call came with (context.call_token): the runtime attributes
+// the request to that call, and refuses a token whose call has ended.
 //
 // The module service and grpc.health.v1 are served on $GATI_MODULE_SOCKET; once
-// serving, one handshake line goes to stdout: GATI|1|unix|<socket>.
+// serving, one handshake line goes to stdout: GATI|2|unix|<socket> (protocol 2).
 "use strict";
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
@@ -35,8 +37,8 @@ function serial(key, fn) {
   return run;
 }
 
-async function bucket(requestId, key, rate, burst) {
-  const reply = await hostCall("KvGet", { request_id: requestId, store: "ratelimit", key });
+async function bucket(callToken, key, rate, burst) {
+  const reply = await hostCall("KvGet", { call_token: callToken, store: "ratelimit", key });
   const now = Date.now();
   const saved = reply.found ? JSON.parse(reply.value.toString()) : { tokens: burst, at: now };
   return { tokens: Math.min(burst, saved.tokens + ((now - saved.at) / 1000) * rate), at: now };
@@ -51,15 +53,15 @@ function args(p) {
 
 const methods = {
   take: (p, ctx) => { const a = args(p); return serial(a.key, async () => {
-    const b = await bucket(ctx.request_id, a.key, a.rate, a.burst);
+    const b = await bucket(ctx.call_token, a.key, a.rate, a.burst);
     const allowed = b.tokens >= a.cost;
     if (allowed) b.tokens -= a.cost;
-    await hostCall("KvPut", { request_id: ctx.request_id, store: "ratelimit", key: a.key, value: Buffer.from(JSON.stringify(b)) });
+    await hostCall("KvPut", { call_token: ctx.call_token, store: "ratelimit", key: a.key, value: Buffer.from(JSON.stringify(b)) });
     const retry = allowed ? 0 : Math.ceil(((a.cost - b.tokens) / a.rate) * 1000);
     return { allowed, remaining: Math.floor(b.tokens), retry_after_ms: retry };
   }); },
   peek: async (p, ctx) => { const a = args(p);
-    return { remaining: Math.floor((await bucket(ctx.request_id, a.key, a.rate, a.burst)).tokens) }; },
+    return { remaining: Math.floor((await bucket(ctx.call_token, a.key, a.rate, a.burst)).tokens) }; },
 };
 
 function fail(code, message, extra = {}) {
@@ -96,6 +98,6 @@ server.addService(proto.gati.module.v1.ModuleService.service, moduleService);
 server.addService(proto.grpc.health.v1.Health.service, health);
 server.bindAsync("unix:" + socket, grpc.ServerCredentials.createInsecure(), (err) => {
   if (err) { console.error(`ratelimit: cannot listen on ${socket}: ${err.message}`); process.exit(1); }
-  process.stdout.write(`GATI|1|unix|${socket}\n`);
+  process.stdout.write(`GATI|2|unix|${socket}\n`);
 });
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => server.tryShutdown(() => process.exit(0)));

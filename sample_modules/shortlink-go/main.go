@@ -4,8 +4,11 @@
 // SHA-256 and stores code -> url in the "links" kv store; resolve {"code": "..."} looks it up;
 // preview {"url": ...} answers the code without storing anything.
 // The store is the runtime's: the module reaches it only through the host service, whose
-// socket (GATI_HOST_SOCKET) is its identity. Start-up follows the gati handshake: serve the
-// module service and grpc.health.v1 on GATI_MODULE_SOCKET, then print one line on stdout.
+// socket (GATI_HOST_SOCKET) is its identity. Each host request presents the call token the
+// call came with (CallContext.call_token): the runtime attributes the request to that call,
+// and refuses a token whose call has ended. Start-up follows the gati handshake (protocol 2,
+// gati_sdk/protocol/wire.py): serve the module service and grpc.health.v1 on
+// GATI_MODULE_SOCKET, then print one line on stdout.
 package main
 
 import (
@@ -30,7 +33,7 @@ import (
 )
 
 const (
-	handshakeVersion = 1
+	handshakeVersion = 2
 	store            = "links"
 	codeLength       = 7
 	maxURLLength     = 2048
@@ -52,14 +55,14 @@ func fail(code, message, fix string) error {
 }
 
 func (m *module) Call(ctx context.Context, req *modulev1.CallRequest) (*modulev1.CallResponse, error) {
-	requestID := req.GetContext().GetRequestId()
+	callToken := req.GetContext().GetCallToken()
 	var result interface{}
 	var err error
 	switch req.Method {
 	case "shorten":
-		result, err = m.shorten(ctx, requestID, req.Payload)
+		result, err = m.shorten(ctx, callToken, req.Payload)
 	case "resolve":
-		result, err = m.resolve(ctx, requestID, req.Payload)
+		result, err = m.resolve(ctx, callToken, req.Payload)
 	case "preview":
 		result, err = preview(req.Payload)
 	default:
@@ -106,13 +109,13 @@ func preview(payload []byte) (interface{}, error) {
 	return map[string]string{"code": shortCode(u), "url": u}, nil
 }
 
-func (m *module) shorten(ctx context.Context, requestID string, payload []byte) (interface{}, error) {
+func (m *module) shorten(ctx context.Context, callToken string, payload []byte) (interface{}, error) {
 	u, err := checkedURL(payload)
 	if err != nil {
 		return nil, err
 	}
 	code := shortCode(u)
-	reply, err := m.host.KvPut(ctx, &hostv1.KvPutRequest{RequestId: requestID, Store: store, Key: code, Value: []byte(u)})
+	reply, err := m.host.KvPut(ctx, &hostv1.KvPutRequest{CallToken: callToken, Store: store, Key: code, Value: []byte(u)})
 	if err != nil {
 		return nil, err
 	}
@@ -122,14 +125,14 @@ func (m *module) shorten(ctx context.Context, requestID string, payload []byte) 
 	return map[string]string{"code": code, "url": u}, nil
 }
 
-func (m *module) resolve(ctx context.Context, requestID string, payload []byte) (interface{}, error) {
+func (m *module) resolve(ctx context.Context, callToken string, payload []byte) (interface{}, error) {
 	var in struct {
 		Code string `json:"code"`
 	}
 	if err := json.Unmarshal(payload, &in); err != nil || len(in.Code) != codeLength || strings.Trim(in.Code, alphabet) != "" {
 		return nil, fail("bad_payload", fmt.Sprintf("resolve needs {\"code\": \"...\"} of %d letters and digits", codeLength), "")
 	}
-	reply, err := m.host.KvGet(ctx, &hostv1.KvGetRequest{RequestId: requestID, Store: store, Key: in.Code})
+	reply, err := m.host.KvGet(ctx, &hostv1.KvGetRequest{CallToken: callToken, Store: store, Key: in.Code})
 	if err != nil {
 		return nil, err
 	}

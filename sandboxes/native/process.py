@@ -17,6 +17,8 @@ import os
 import signal
 from typing import Callable
 
+from gati_sdk.protocol import wire
+
 from runtime.core.manifest import Limits
 from sandboxes.native.limits import InstanceCgroup, confine_argv
 from sandboxes.process import handshake
@@ -119,7 +121,7 @@ class BwrapProcess:
         except asyncio.TimeoutError:
             raise self._start_error(
                 f"module {self.module} printed no handshake line within {HANDSHAKE_TIMEOUT_S:.0f} s",
-                fix=f"print '{handshake.MAGIC}|{handshake.PROTOCOL_VERSION}|unix|$GATI_MODULE_SOCKET' on stdout (flushed) once serving",
+                fix=f"print '{wire.handshake_line('$GATI_MODULE_SOCKET')}' on stdout (flushed) once serving",
                 stderr=await self._stderr_tail(0.1),
             ) from None
         except ValueError:  # a line past the stream limit: not a handshake either

@@ -2,7 +2,9 @@
 
 The proxy listens inside the sandbox's own network namespace (netns.py) and serves
 one module: `CONNECT host:port` (https) and absolute-URI requests (`GET http://...`).
-Each request goes through Host.egress, the same name rules, resolved-address checks
+Each request names the call it serves by the call's token (Proxy-Authorization, see
+gati_sdk.protocol.wire): one without the token of a call in flight is answered `407` and
+audited. Then it goes through Host.egress, the same name rules, resolved-address checks
 and audit events as the WASM host call, and connects only to an address that passed.
 A refusal is answered `403` with the denial as JSON, naming the grant to add.
 """
@@ -11,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Callable
 from urllib.parse import urlsplit
 
-from runtime.core.call import CallContext
+from gati_sdk.protocol import wire
+
 from runtime.core.capabilities.egress import DEFAULT_PORTS, Target
 from runtime.core.errors import CapabilityDenied, GatiError
 from runtime.core.host import Host
+from sandboxes.process.call_tokens import CallTokenRefused, CallTokens
 
 PROXY_PORT = 3128
 MAX_HEAD = 64 * 1024
@@ -26,9 +29,9 @@ IDLE_TIMEOUT_S = 60.0
 
 
 class EgressProxy:
-    def __init__(self, host: Host, context: Callable[[], CallContext]):
+    def __init__(self, host: Host, calls: CallTokens):
         self.host = host
-        self.context = context
+        self.calls = calls
         self.servers: list[asyncio.base_events.Server] = []
 
     async def serve(self, sock) -> None:
@@ -60,15 +63,18 @@ class EgressProxy:
             return await _reply(writer, 400, {"code": "bad_request", "message": "not an HTTP proxy request"})
         tunnel = method.upper() == "CONNECT"
         url = f"https://{target}" if tunnel else target
+        token = wire.token_from_proxy_authorization(_header(lines, wire.PROXY_AUTHORIZATION))
         try:
-            egress_target, addresses = await self.host.egress(self.context(), url)
+            egress_target, addresses = await self.host.egress(self.calls.context(token, "egress", url), url)
+        except CallTokenRefused as refused:
+            return await _reply(writer, 407, refused.to_dict(), token)
         except CapabilityDenied as denied:
-            return await _reply(writer, 403, denied.to_dict())
+            return await _reply(writer, 403, denied.to_dict(), token)
         except GatiError as err:
-            return await _reply(writer, 502, err.to_dict())
+            return await _reply(writer, 502, err.to_dict(), token)
         upstream = await _connect(addresses, egress_target.port)
         if upstream is None:
-            return await _reply(writer, 502, {"code": "egress_failed", "message": f"cannot connect to {egress_target}"})
+            return await _reply(writer, 502, {"code": "egress_failed", "message": f"cannot connect to {egress_target}"}, token)
         up_reader, up_writer = upstream
         if tunnel:
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -118,11 +124,18 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
-async def _reply(writer: asyncio.StreamWriter, status: int, body: dict) -> None:
+def _header(lines: list[str], name: str) -> str | None:
+    prefix = name.lower() + ":"
+    return next((line[len(prefix):].strip() for line in lines[1:] if line.lower().startswith(prefix)), None)
+
+
+async def _reply(writer: asyncio.StreamWriter, status: int, body: dict, token: str = "") -> None:
     data = json.dumps({"error": body}).encode()
-    reason = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}[status]
+    reason = {400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required", 502: "Bad Gateway"}[status]
+    challenge = 'Proxy-Authenticate: Basic realm="gati call token"\r\n' if status == 407 else ""
     writer.write(
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nX-Gati-Denied: {body.get('capability', '')}\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{wire.DENIED}: {body.get('capability', '')}\r\n"
+        f"{wire.DENIED_FOR}: {wire.token_digest(token)}\r\n{challenge}"
         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
     )
     await writer.drain()

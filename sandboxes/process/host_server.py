@@ -1,9 +1,10 @@
 """The host service one module process reaches through its own Unix socket.
 
 The socket is the identity: a request arriving here is from this module, whatever it
-says. The request id a module sends only attributes the request to one of its calls in
-flight (for the audit log); an id that is not in flight is ignored. Every operation
-goes through runtime.core.host.Host, the same gate the WASM host functions use.
+says. Which of the module's calls it serves is named by the call token it presents
+(call_tokens.py): a request with no token of a call in flight is refused and audited.
+Every operation goes through runtime.core.host.Host, the same gate the WASM host
+functions use.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ import json
 import os
 
 import grpc
+from gati_sdk.protocol import wire
 from gati_sdk.protocol.gati.host.v1 import host_pb2, host_pb2_grpc
 from gati_sdk.protocol.gati.module.v1 import module_pb2
 
-from runtime.core.call import CallContext
 from runtime.core.errors import GatiError
 from runtime.core.host import Host
-
-
-def _error(err: GatiError) -> module_pb2.Error:
-    return module_pb2.Error(code=err.code, message=err.message, fix=err.fix or "", details={k: str(v) for k, v in err.details.items()})
+from sandboxes.process.call_tokens import CallTokens
 
 
 def _value(value: bytes | str | None) -> host_pb2.ValueResponse:
@@ -31,18 +29,11 @@ def _value(value: bytes | str | None) -> host_pb2.ValueResponse:
 
 
 class HostServer(host_pb2_grpc.HostServiceServicer):
-    def __init__(self, host: Host, socket_path: str):
+    def __init__(self, host: Host, socket_path: str, calls: CallTokens):
         self.host = host
         self.socket_path = socket_path
-        self.calls: dict[str, CallContext] = {}  # request id -> context of this module's calls in flight
+        self.calls = calls
         self._server: grpc.aio.Server | None = None
-
-    def context(self, request_id: str = "") -> CallContext:
-        """The context of one call in flight, or, for traffic we cannot attribute, the module's own."""
-        ctx = self.calls.get(request_id)
-        if ctx is None and len(self.calls) == 1:
-            ctx = next(iter(self.calls.values()))
-        return ctx or CallContext(caller=f"module:{self.host.manifest.name}")
 
     async def start(self) -> None:
         self._server = grpc.aio.server()
@@ -59,12 +50,12 @@ class HostServer(host_pb2_grpc.HostServiceServicer):
         try:
             return await op()
         except GatiError as err:
-            return reply_type(error=_error(err))
+            return reply_type(error=wire.error_message(err.to_dict()))
 
     async def HttpRequest(self, request, context):
         async def op():
             result = await self.host.http(
-                self.context(request.request_id),
+                self.calls.context(request.call_token, "egress", request.url),
                 {"method": request.method or "GET", "url": request.url, "headers": dict(request.headers), "body": request.body},
             )
             return host_pb2.HttpResponseMessage(status=result["status"], headers=result["headers"], body=result["body"].encode())
@@ -73,50 +64,56 @@ class HostServer(host_pb2_grpc.HostServiceServicer):
 
     async def KvGet(self, request, context):
         async def op():
-            return _value(self.host.kv_get(self.context(request.request_id), request.store, request.key))
+            ctx = self.calls.context(request.call_token, "kv.read", request.store)
+            return _value(self.host.kv_get(ctx, request.store, request.key))
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def KvPut(self, request, context):
         async def op():
-            self.host.kv_put(self.context(request.request_id), request.store, request.key, request.value)
+            ctx = self.calls.context(request.call_token, "kv.write", request.store)
+            self.host.kv_put(ctx, request.store, request.key, request.value)
             return host_pb2.ValueResponse(found=True)
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def SecretGet(self, request, context):
         async def op():
-            return _value(self.host.secret_get(self.context(request.request_id), request.name))
+            return _value(self.host.secret_get(self.calls.context(request.call_token, "secret", request.name), request.name))
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def EnvGet(self, request, context):
         async def op():
-            return _value(self.host.env_get(self.context(request.request_id), request.name))
+            return _value(self.host.env_get(self.calls.context(request.call_token, "env", request.name), request.name))
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def FileRead(self, request, context):
         async def op():
-            return _value(self.host.file_read(self.context(request.request_id), request.path))
+            return _value(self.host.file_read(self.calls.context(request.call_token, "file.read", request.path), request.path))
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def FileWrite(self, request, context):
         async def op():
-            self.host.file_write(self.context(request.request_id), request.path, request.data)
+            self.host.file_write(self.calls.context(request.call_token, "file.write", request.path), request.path, request.data)
             return host_pb2.ValueResponse(found=True)
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def CallModule(self, request, context):
         async def op():
+            ctx = self.calls.context(request.call_token, "module.call", request.module)
             payload = json.loads(request.payload) if request.payload else None
-            result = await self.host.call_module(self.context(request.request_id), request.module, request.method, payload)
+            result = await self.host.call_module(ctx, request.module, request.method, payload)
             return module_pb2.CallResponse(payload=json.dumps(result).encode())
 
         return await self._guard(module_pb2.CallResponse, op)
 
     async def Log(self, request, context):
-        self.host.log(self.context(request.request_id), request.level, request.message)
-        return host_pb2.ValueResponse(found=True)
+        async def op():
+            self.host.log(self.calls.context(request.call_token, "log", ""), request.level, request.message)
+            return host_pb2.ValueResponse(found=True)
+
+        return await self._guard(host_pb2.ValueResponse, op)

@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 import grpc
+from gati_sdk.protocol import wire
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
 
@@ -47,12 +48,12 @@ class ModuleClient:
             module=self.module,
         )
 
-    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
+    async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float, call_token: str) -> bytes:
         request = module_pb2.CallRequest(
             method=method,
             payload=payload,
             context=module_pb2.CallContext(
-                request_id=ctx.request_id, trace_id=ctx.trace_id, caller=ctx.caller, timeout_ms=int(timeout_s * 1000)
+                request_id=ctx.request_id, trace_id=ctx.trace_id, caller=ctx.caller, timeout_ms=int(timeout_s * 1000), call_token=call_token
             ),
         )
         try:
@@ -73,10 +74,7 @@ class ModuleClient:
                 method=method,
             ) from None
         if reply.WhichOneof("outcome") == "error":
-            err = reply.error
-            raise GatiError.from_dict(
-                {"code": err.code, "message": err.message, **({"fix": err.fix} if err.fix else {}), **dict(err.details)}
-            )
+            raise GatiError.from_dict(wire.error_body(reply.error))
         return reply.payload
 
     async def close(self) -> None:

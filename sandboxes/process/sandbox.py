@@ -30,6 +30,7 @@ from runtime.core.capabilities.limits import LimitHit
 from runtime.core.errors import GatiError, ModuleCrashed, ModuleTimeout
 from runtime.core.host import Host
 from runtime.core.registry import Registration
+from sandboxes.process.call_tokens import CallTokens
 from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
 from sandboxes.process.host_server import HostServer
 from sandboxes.process.module_client import ModuleClient
@@ -85,8 +86,9 @@ class Instance:
     def __init__(self, sandbox: "ProcessSandbox", run_dir: Path):
         self.sandbox = sandbox
         self.run_dir = run_dir
-        self.host_server = HostServer(sandbox.host, str(run_dir / "host.sock"))
-        self.proxy = EgressProxy(sandbox.host, self.host_server.context)
+        self.calls = CallTokens(sandbox.host)
+        self.host_server = HostServer(sandbox.host, str(run_dir / "host.sock"), self.calls)
+        self.proxy = EgressProxy(sandbox.host, self.calls)
         self.client = ModuleClient(sandbox.name, str(run_dir / "module.sock"))
         self.process: Process | None = None
         self.started_at = 0.0
@@ -111,14 +113,12 @@ class Instance:
         return self.process is not None and self.process.exit_reason() is None
 
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
-        key = ctx.request_id or f"call-{id(ctx)}"
-        self.host_server.calls[key] = ctx
         self.inflight += 1
         try:
-            return await self.client.call(method, payload, ctx, timeout_s)
+            with self.calls.issued(ctx) as token:
+                return await self.client.call(method, payload, ctx, timeout_s, token)
         finally:
             self.inflight -= 1
-            self.host_server.calls.pop(key, None)
 
     async def stop(self) -> None:
         if self.process is not None:

@@ -15,7 +15,10 @@
 `serve()` listens on the Unix socket the runtime names (GATI_MODULE_SOCKET), serves
 the module service and grpc.health.v1, and prints the handshake line. `ctx.host`
 reaches the host service (GATI_HOST_SOCKET): egress, kv, secrets, env, files, log
-and calling other modules, each checked against the module's manifest.
+and calling other modules, each checked against the module's manifest. Ordinary HTTP
+clients (urllib, requests) go through the egress proxy; a refusal raises CapabilityDenied
+there too (proxy.py). Every request, to the host or through the proxy, is made for the
+call it serves (call.py): the SDK presents that call's token for you.
 """
 
 from gati_sdk.errors import CapabilityDenied, HostError, ModuleError

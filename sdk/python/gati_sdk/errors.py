@@ -1,5 +1,11 @@
 """Errors a module raises or receives; `code` matches the runtime's error codes."""
 
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from gati_sdk.protocol import wire
+
 
 class ModuleError(Exception):
     """Raise from a method to report a failure to the caller (code module_error)."""
@@ -12,6 +18,10 @@ class ModuleError(Exception):
         self.code = code or self.code
         self.fix = fix
         self.details = {k: str(v) for k, v in details.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain wire form: {"code", "message", "fix"?, **details}."""
+        return {"code": self.code, "message": self.message, **({"fix": self.fix} if self.fix else {}), **self.details}
 
 
 class HostError(ModuleError):
@@ -26,7 +36,16 @@ class CapabilityDenied(HostError):
     code = "capability_denied"
 
 
+def from_body(body: Mapping[str, Any]) -> HostError:
+    """The exception for an error in its plain wire form (a host reply, the egress proxy's refusal)."""
+    body = dict(body)
+    code = str(body.pop("code", "") or "host_error")
+    message = str(body.pop("message", "") or code)
+    fix = str(body.pop("fix", "") or "")
+    kind = CapabilityDenied if code == CapabilityDenied.code else HostError
+    return kind(message, code=code, fix=fix, **body)
+
+
 def from_error(err) -> HostError:
-    """Build the exception for a gati.module.v1.Error message."""
-    kind = CapabilityDenied if err.code == "capability_denied" else HostError
-    return kind(err.message, code=err.code, fix=err.fix, **dict(err.details))
+    """The exception for a gati.module.v1.Error message."""
+    return from_body(wire.error_body(err))

@@ -1,7 +1,9 @@
 """The module's client of the host service: its only way to reach anything outside.
 
-Every method may raise CapabilityDenied, whose `details["grant"]` is the manifest line
-that would allow the request.
+Every request presents the call token of the call it serves (the one this client was made
+for, else the call the current thread works for: call.py); the host bounds what it does by
+that call's deadline. Every method may raise CapabilityDenied, whose `details["grant"]` is
+the manifest line that would allow the request.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ from typing import Any
 
 import grpc
 
+from gati_sdk.call import current_token
 from gati_sdk.errors import HostError, from_error
 from gati_sdk.protocol.gati.host.v1 import host_pb2, host_pb2_grpc
 
 
 class HostClient:
-    def __init__(self, socket_path: str | None, request_id: str = "", _stub=None):
+    def __init__(self, socket_path: str | None, call_token: str = "", _stub=None):
         self.socket_path = socket_path
-        self.request_id = request_id
+        self.call_token = call_token
         self._stub = _stub
         if _stub is None and socket_path:
             self._stub = host_pb2_grpc.HostServiceStub(grpc.insecure_channel(f"unix:{socket_path}"))
 
-    def for_request(self, request_id: str) -> "HostClient":
-        """The same connection, attributing requests to one call (for the audit log)."""
-        return HostClient(self.socket_path, request_id, self._stub)
+    def for_call(self, call_token: str) -> "HostClient":
+        """The same connection, presenting one call's token (what attributes a request to its call)."""
+        return HostClient(self.socket_path, call_token, self._stub)
 
     def _call(self, rpc: str, request) -> Any:
         if self._stub is None:
@@ -34,6 +37,10 @@ class HostClient:
         if reply.HasField("error"):
             raise from_error(reply.error)
         return reply
+
+    @property
+    def _token(self) -> str:
+        return self.call_token or current_token()
 
     def _value(self, rpc: str, request) -> bytes | None:
         reply = self._call(rpc, request)
@@ -44,40 +51,40 @@ class HostClient:
         reply = self._call(
             "HttpRequest",
             host_pb2.HttpRequestMessage(
-                request_id=self.request_id, method=method, url=url, headers=headers or {},
+                call_token=self._token, method=method, url=url, headers=headers or {},
                 body=body.encode() if isinstance(body, str) else body,
             ),
         )
         return {"status": reply.status, "headers": dict(reply.headers), "body": reply.body}
 
     def kv_get(self, store: str, key: str) -> bytes | None:
-        return self._value("KvGet", host_pb2.KvGetRequest(request_id=self.request_id, store=store, key=key))
+        return self._value("KvGet", host_pb2.KvGetRequest(call_token=self._token, store=store, key=key))
 
     def kv_put(self, store: str, key: str, value: bytes | str) -> None:
         value = value.encode() if isinstance(value, str) else value
-        self._call("KvPut", host_pb2.KvPutRequest(request_id=self.request_id, store=store, key=key, value=value))
+        self._call("KvPut", host_pb2.KvPutRequest(call_token=self._token, store=store, key=key, value=value))
 
     def secret(self, name: str) -> str | None:
-        value = self._value("SecretGet", host_pb2.NameRequest(request_id=self.request_id, name=name))
+        value = self._value("SecretGet", host_pb2.NameRequest(call_token=self._token, name=name))
         return None if value is None else value.decode()
 
     def env(self, name: str) -> str | None:
-        value = self._value("EnvGet", host_pb2.NameRequest(request_id=self.request_id, name=name))
+        value = self._value("EnvGet", host_pb2.NameRequest(call_token=self._token, name=name))
         return None if value is None else value.decode()
 
     def file_read(self, path: str) -> bytes | None:
-        return self._value("FileRead", host_pb2.FileRequest(request_id=self.request_id, path=path))
+        return self._value("FileRead", host_pb2.FileRequest(call_token=self._token, path=path))
 
     def file_write(self, path: str, data: bytes | str) -> None:
         data = data.encode() if isinstance(data, str) else data
-        self._call("FileWrite", host_pb2.FileRequest(request_id=self.request_id, path=path, data=data))
+        self._call("FileWrite", host_pb2.FileRequest(call_token=self._token, path=path, data=data))
 
     def call(self, module: str, method: str, payload: Any = None) -> Any:
         reply = self._call(
             "CallModule",
-            host_pb2.CallModuleRequest(request_id=self.request_id, module=module, method=method, payload=json.dumps(payload).encode()),
+            host_pb2.CallModuleRequest(call_token=self._token, module=module, method=method, payload=json.dumps(payload).encode()),
         )
         return json.loads(reply.payload)
 
     def log(self, message: str, level: int = 1) -> None:
-        self._call("Log", host_pb2.LogRequest(request_id=self.request_id, level=level, message=message))
+        self._call("Log", host_pb2.LogRequest(call_token=self._token, level=level, message=message))

@@ -1,11 +1,15 @@
 """The module side of the module service: dispatch calls to Python functions.
 
 Start-up follows hashicorp/go-plugin: the module binds its Unix socket, marks itself
-SERVING in grpc.health.v1, then prints one handshake line on stdout,
+SERVING in grpc.health.v1, then prints the handshake line of protocol/wire.py on stdout,
 
-    GATI|1|unix|/run/gati/module.sock
+    GATI|2|unix|/run/gati/module.sock
 
-(protocol version 1); the runtime checks the version and then the health service.
+and the runtime checks the version and then the health service.
+
+Each call runs under its deadline (CallContext.timeout_ms, or the gRPC deadline if it is
+sooner): past it the caller is answered module_timeout. Python cannot stop a thread, so a
+method still running then goes on, but acts for no one: its call token is refused.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from typing import Any, Callable
 
 import grpc
 
+from gati_sdk import call, proxy
 from gati_sdk.errors import ModuleError
 from gati_sdk.health import SERVING, HealthServicer
 from gati_sdk.host import HostClient
+from gati_sdk.protocol import wire
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from gati_sdk.protocol.grpc.health.v1 import health_pb2_grpc
 
-HANDSHAKE_VERSION = 1
+HANDSHAKE_VERSION = wire.PROTOCOL_VERSION
 
 
 @dataclass
@@ -39,9 +45,15 @@ class Context:
     caller: str
     deadline: float | None  # time.monotonic() by which the call must end
     host: HostClient
+    call_token: str = ""  # names this call to the host; the SDK presents it for you
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def proxy_url(self) -> str | None:
+        """The egress proxy's URL with this call's token, for HTTP clients not built on http.client."""
+        return proxy.proxy_url(self.call_token)
 
 
 class Module:
@@ -63,10 +75,13 @@ class Module:
         socket_path = socket_path or os.environ.get("GATI_MODULE_SOCKET")
         if not socket_path:
             sys.exit("gati module: GATI_MODULE_SOCKET is not set; run me through the gati runtime")
+        call.carry_into_threads()
+        proxy.install()
         host = HostClient(host_socket or os.environ.get("GATI_HOST_SOCKET"))
         workers = int(os.environ.get("GATI_CONCURRENCY", "4"))
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
-        module_pb2_grpc.add_ModuleServiceServicer_to_server(_Servicer(self, host), server)
+        servicer = _Servicer(self, host, futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gati-method"))
+        module_pb2_grpc.add_ModuleServiceServicer_to_server(servicer, server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         if os.path.exists(socket_path):
@@ -74,7 +89,7 @@ class Module:
         server.add_insecure_port(f"unix:{socket_path}")
         server.start()
         health.set(SERVING)
-        print(f"GATI|{HANDSHAKE_VERSION}|unix|{socket_path}", flush=True)
+        print(wire.handshake_line(socket_path), flush=True)
         stopped = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopped.set())
@@ -83,32 +98,53 @@ class Module:
 
 
 class _Servicer(module_pb2_grpc.ModuleServiceServicer):
-    def __init__(self, module: Module, host: HostClient):
+    def __init__(self, module: Module, host: HostClient, methods: futures.Executor):
         self.module = module
         self.host = host
+        self.methods = methods  # where methods run, so that a call past its deadline can be answered
 
     def Call(self, request, context):
         fn = self.module.methods.get(request.method)
         if fn is None:
             return _error("method_not_found", f"module {self.module.name} has no method {request.method!r}")
         ctx = request.context
-        deadline = time.monotonic() + ctx.timeout_ms / 1000 if ctx.timeout_ms else None
-        call_ctx = Context(ctx.request_id, ctx.trace_id, ctx.caller, deadline, self.host.for_request(ctx.request_id))
+        budgets = [s for s in (ctx.timeout_ms / 1000 if ctx.timeout_ms else None, context.time_remaining()) if s is not None]
+        deadline = time.monotonic() + min(budgets) if budgets else None
+        call_ctx = Context(
+            ctx.request_id, ctx.trace_id, ctx.caller, deadline, self.host.for_call(ctx.call_token), ctx.call_token
+        )
+        if deadline is None:
+            return _run(fn, request, call_ctx)
+        running = self.methods.submit(_run, fn, request, call_ctx)
+        try:
+            return running.result(timeout=call_ctx.remaining())
+        except futures.TimeoutError:
+            return _error(
+                "module_timeout",
+                f"{self.module.name}.{request.method} ran past its {min(budgets) * 1000:.0f} ms deadline",
+                "make it faster, or give it more time",
+                {"module": self.module.name, "method": request.method},
+            )
+
+    def Describe(self, request, context):
+        return module_pb2.DescribeResponse(name=self.module.name, version=self.module.version, methods=sorted(self.module.methods))
+
+
+def _run(fn: Callable, request, ctx: Context):
+    """One method call, working for its call (call.py) from first to last line."""
+    with call.working_for(ctx.call_token):
         try:
             payload = json.loads(request.payload) if request.payload else None
-            result = fn(payload, call_ctx)
+            result = fn(payload, ctx)
             return module_pb2.CallResponse(payload=json.dumps(result).encode())
         except ModuleError as err:
-            return _error(err.code, err.message, err.fix, err.details)
+            return module_pb2.CallResponse(error=wire.error_message(err.to_dict()))
         except (TypeError, ValueError) as err:
             return _error("bad_payload", f"{request.method}: {err}")
         except Exception as err:  # the module's own bug: report it, keep serving
             traceback.print_exc()
             return _error("module_error", f"{request.method} raised {err.__class__.__name__}: {err}")
 
-    def Describe(self, request, context):
-        return module_pb2.DescribeResponse(name=self.module.name, version=self.module.version, methods=sorted(self.module.methods))
-
 
 def _error(code: str, message: str, fix: str = "", details: dict | None = None):
-    return module_pb2.CallResponse(error=module_pb2.Error(code=code, message=message, fix=fix, details=details or {}))
+    return module_pb2.CallResponse(error=wire.error_message({"code": code, "message": message, "fix": fix, **(details or {})}))

@@ -6,15 +6,15 @@ can assert that the attempt was made and how it failed, and that the module stil
 """
 
 import errno
-import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
-from gati_sdk import CapabilityDenied, Module
+from gati_sdk import CapabilityDenied, HostError, Module
 
 module = Module("probe")
 
@@ -69,9 +69,10 @@ def proxy_get(payload, ctx):
     try:
         with urllib.request.urlopen(payload, timeout=10) as resp:
             return {"ok": True, "status": resp.status, "body": resp.read().decode()}
+    except HostError as exc:  # the proxy refused: the SDK raises it as it does a host call's refusal
+        return {"ok": False, "error": exc.code, "grant": exc.details.get("grant"), "reason": exc.details.get("reason")}
     except urllib.error.HTTPError as exc:
-        body = json.loads(exc.read() or b"{}").get("error", {})
-        return {"ok": False, "status": exc.code, "error": body.get("code"), "grant": body.get("grant")}
+        return {"ok": False, "status": exc.code}
     except OSError as exc:
         return failed(exc)
 
@@ -111,6 +112,61 @@ def host_env(payload, ctx):
         return {"ok": True, "value": ctx.host.env(payload)}
     except CapabilityDenied as exc:
         return {"ok": False, "error": exc.code, "grant": exc.details.get("grant")}
+
+
+@module.method
+def host_env_as(payload, ctx):
+    """The env host call presenting a call token of the test's choosing (a request id, say)."""
+    try:
+        return {"ok": True, "value": ctx.host.for_call(payload["token"]).env(payload["name"])}
+    except HostError as exc:
+        return {"ok": False, "error": exc.code, "reason": exc.details.get("reason")}
+
+
+PARKED = {}  # name -> threading.Event: calls (or threads) that wait until another call lets them go
+
+
+def _parked(name: str) -> threading.Event:
+    return PARKED.setdefault(name, threading.Event())
+
+
+@module.method
+def park(payload, ctx):
+    """Stay in flight until `unpark` names this payload (at most 10 s)."""
+    return {"released": _parked(payload).wait(10)}
+
+
+@module.method
+def unpark(payload, ctx):
+    _parked(payload).set()
+    return {"ok": True}
+
+
+LEFT_BEHIND = {}
+
+
+@module.method
+def leave_thread(payload, ctx):
+    """Start a thread that, once let go (`unpark "thread"`), asks the host for env `payload`, and return at once."""
+
+    def later():
+        _parked("thread").wait(10)
+        try:
+            LEFT_BEHIND["outcome"] = {"ok": True, "value": ctx.host.env(payload)}
+        except HostError as exc:
+            LEFT_BEHIND["outcome"] = {"ok": False, "error": exc.code, "reason": exc.details.get("reason")}
+
+    LEFT_BEHIND["thread"] = threading.Thread(target=later)
+    LEFT_BEHIND["thread"].start()
+    return {"started": True}
+
+
+@module.method
+def left_thread_outcome(payload, ctx):
+    """Let the thread go and report what the host answered it."""
+    _parked("thread").set()
+    LEFT_BEHIND["thread"].join(10)
+    return LEFT_BEHIND.get("outcome")
 
 
 @module.method

@@ -7,7 +7,6 @@ to get out of the container directly and report the error the kernel gave.
 """
 
 import errno
-import json
 import os
 import signal
 import socket
@@ -150,9 +149,10 @@ def proxy_get(payload, ctx):
     try:
         with urllib.request.urlopen(payload, timeout=5) as reply:
             return {"ok": True, "status": reply.status, "body": reply.read(2000).decode("utf-8", "replace")}
+    except HostError as err:  # the proxy refused: the SDK raises it as it does a host call's refusal
+        return {"ok": False, "error": err.code, "grant": err.details.get("grant"), "reason": err.details.get("reason")}
     except urllib.error.HTTPError as err:
-        body = err.read().decode("utf-8", "replace")
-        return {"ok": False, "status": err.code, "denied": err.headers.get("X-Gati-Denied"), "body": json.loads(body) if body.startswith("{") else body}
+        return {"ok": False, "status": err.code, "body": err.read(2000).decode("utf-8", "replace")}
     except (OSError, urllib.error.URLError) as exc:
         return {"ok": False, "error": str(exc)}
 

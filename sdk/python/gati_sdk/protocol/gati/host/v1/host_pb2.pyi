@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HttpRequestMessage(_message.Message):
-    __slots__ = ("request_id", "method", "url", "headers", "body")
+    __slots__ = ("call_token", "method", "url", "headers", "body")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -16,17 +16,17 @@ class HttpRequestMessage(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     method: str
     url: str
     headers: _containers.ScalarMap[str, str]
     body: bytes
-    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., method: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class HttpResponseMessage(_message.Message):
     __slots__ = ("status", "headers", "body", "error")
@@ -48,44 +48,44 @@ class HttpResponseMessage(_message.Message):
     def __init__(self, status: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ..., error: _Optional[_Union[_module_pb2.Error, _Mapping]] = ...) -> None: ...
 
 class KvGetRequest(_message.Message):
-    __slots__ = ("request_id", "store", "key")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_token", "store", "key")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     store: str
     key: str
-    def __init__(self, request_id: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class KvPutRequest(_message.Message):
-    __slots__ = ("request_id", "store", "key", "value")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_token", "store", "key", "value")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     store: str
     key: str
     value: bytes
-    def __init__(self, request_id: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class NameRequest(_message.Message):
-    __slots__ = ("request_id", "name")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_token", "name")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     name: str
-    def __init__(self, request_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class FileRequest(_message.Message):
-    __slots__ = ("request_id", "path", "data")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_token", "path", "data")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     path: str
     data: bytes
-    def __init__(self, request_id: _Optional[str] = ..., path: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., path: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ValueResponse(_message.Message):
     __slots__ = ("found", "value", "error")
@@ -98,23 +98,23 @@ class ValueResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., error: _Optional[_Union[_module_pb2.Error, _Mapping]] = ...) -> None: ...
 
 class CallModuleRequest(_message.Message):
-    __slots__ = ("request_id", "module", "method", "payload")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_token", "module", "method", "payload")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MODULE_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     module: str
     method: str
     payload: bytes
-    def __init__(self, request_id: _Optional[str] = ..., module: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., module: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class LogRequest(_message.Message):
-    __slots__ = ("request_id", "level", "message")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_token", "level", "message")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    call_token: str
     level: int
     message: str
-    def __init__(self, request_id: _Optional[str] = ..., level: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    def __init__(self, call_token: _Optional[str] = ..., level: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgati/module/v1/module.proto\x12\x0egati.module.v1\"W\n\x0b\x43\x61llContext\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\"\\\n\x0b\x43\x61llRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12,\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1b.gati.module.v1.CallContext\"\x98\x01\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0b\n\x03\x66ix\x18\x03 \x01(\t\x12\x33\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32\".gati.module.v1.Error.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x0c\x43\x61llResponse\x12\x11\n\x07payload\x18\x01 \x01(\x0cH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.gati.module.v1.ErrorH\x00\x42\t\n\x07outcome\"\x11\n\x0f\x44\x65scribeRequest\"P\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07methods\x18\x04 \x03(\t2\xa1\x01\n\rModuleService\x12\x41\n\x04\x43\x61ll\x12\x1b.gati.module.v1.CallRequest\x1a\x1c.gati.module.v1.CallResponse\x12M\n\x08\x44\x65scribe\x12\x1f.gati.module.v1.DescribeRequest\x1a .gati.module.v1.DescribeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgati/module/v1/module.proto\x12\x0egati.module.v1\"k\n\x0b\x43\x61llContext\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\x12\x12\n\ncall_token\x18\x05 \x01(\t\"\\\n\x0b\x43\x61llRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12,\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1b.gati.module.v1.CallContext\"\x98\x01\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0b\n\x03\x66ix\x18\x03 \x01(\t\x12\x33\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32\".gati.module.v1.Error.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x0c\x43\x61llResponse\x12\x11\n\x07payload\x18\x01 \x01(\x0cH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.gati.module.v1.ErrorH\x00\x42\t\n\x07outcome\"\x11\n\x0f\x44\x65scribeRequest\"P\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07methods\x18\x04 \x03(\t2\xa1\x01\n\rModuleService\x12\x41\n\x04\x43\x61ll\x12\x1b.gati.module.v1.CallRequest\x1a\x1c.gati.module.v1.CallResponse\x12M\n\x08\x44\x65scribe\x12\x1f.gati.module.v1.DescribeRequest\x1a .gati.module.v1.DescribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERROR_DETAILSENTRY']._loaded_options = None
   _globals['_ERROR_DETAILSENTRY']._serialized_options = b'8\001'
   _globals['_CALLCONTEXT']._serialized_start=47
-  _globals['_CALLCONTEXT']._serialized_end=134
-  _globals['_CALLREQUEST']._serialized_start=136
-  _globals['_CALLREQUEST']._serialized_end=228
-  _globals['_ERROR']._serialized_start=231
-  _globals['_ERROR']._serialized_end=383
-  _globals['_ERROR_DETAILSENTRY']._serialized_start=337
-  _globals['_ERROR_DETAILSENTRY']._serialized_end=383
-  _globals['_CALLRESPONSE']._serialized_start=385
-  _globals['_CALLRESPONSE']._serialized_end=469
-  _globals['_DESCRIBEREQUEST']._serialized_start=471
-  _globals['_DESCRIBEREQUEST']._serialized_end=488
-  _globals['_DESCRIBERESPONSE']._serialized_start=490
-  _globals['_DESCRIBERESPONSE']._serialized_end=570
-  _globals['_MODULESERVICE']._serialized_start=573
-  _globals['_MODULESERVICE']._serialized_end=734
+  _globals['_CALLCONTEXT']._serialized_end=154
+  _globals['_CALLREQUEST']._serialized_start=156
+  _globals['_CALLREQUEST']._serialized_end=248
+  _globals['_ERROR']._serialized_start=251
+  _globals['_ERROR']._serialized_end=403
+  _globals['_ERROR_DETAILSENTRY']._serialized_start=357
+  _globals['_ERROR_DETAILSENTRY']._serialized_end=403
+  _globals['_CALLRESPONSE']._serialized_start=405
+  _globals['_CALLRESPONSE']._serialized_end=489
+  _globals['_DESCRIBEREQUEST']._serialized_start=491
+  _globals['_DESCRIBEREQUEST']._serialized_end=508
+  _globals['_DESCRIBERESPONSE']._serialized_start=510
+  _globals['_DESCRIBERESPONSE']._serialized_end=590
+  _globals['_MODULESERVICE']._serialized_start=593
+  _globals['_MODULESERVICE']._serialized_end=754
 # @@protoc_insertion_point(module_scope)

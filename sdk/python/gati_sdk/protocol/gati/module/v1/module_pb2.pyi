@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CallContext(_message.Message):
-    __slots__ = ("request_id", "trace_id", "caller", "timeout_ms")
+    __slots__ = ("request_id", "trace_id", "caller", "timeout_ms", "call_token")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     CALLER_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     trace_id: str
     caller: str
     timeout_ms: int
-    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., caller: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    call_token: str
+    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., caller: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., call_token: _Optional[str] = ...) -> None: ...
 
 class CallRequest(_message.Message):
     __slots__ = ("method", "payload", "context")
