@@ -23,7 +23,7 @@ from runtime.core.host import Host
 
 # Ended calls remembered, so that a late request is told its call ended (and is recorded
 # under that call) rather than "unknown"; bounded, as a module may make many calls.
-ENDED_REMEMBERED = 4096
+ENDED_REMEMBERED = 1024
 
 
 class CallTokenRefused(GatiError):
