@@ -29,6 +29,11 @@ async def wait_until(condition, what: str, timeout_s: float = 10.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def asked(state, capability: str) -> list[dict]:
+    """The records of what the module asked for while it ran (not what its sandbox was handed at start)."""
+    return [e for e in events(state, capability) if e.get("reason") != "handed over at sandbox start"]
+
+
 def in_flight(manager) -> int:
     return manager._running["probe"].sandbox.instances[0].calls.in_flight
 
@@ -46,7 +51,7 @@ async def test_a_module_naming_another_calls_request_id_gets_nothing_recorded_un
     finally:
         await manager.call("probe", "unpark", "a", ctx=call("req-c"))
         assert (await parked)["released"]
-    recorded = [(e["decision"], e["request_id"], e.get("reason")) for e in events(state, "env")]
+    recorded = [(e["decision"], e["request_id"], e.get("reason")) for e in asked(state, "env")]
     assert recorded == [("deny", "", "unknown call token"), ("allow", "req-b", None)]
 
 
@@ -56,7 +61,7 @@ async def test_a_thread_left_behind_by_a_finished_call_is_refused(state, manager
     # Another call is in flight while the thread asks: it must not be taken for that one.
     outcome = await manager.call("probe", "left_thread_outcome", None, ctx=call("req-now"))
     assert outcome == {"ok": False, "error": "call_token_refused", "reason": "the call this token was issued to has ended"}
-    [refused] = events(state, "env")
+    [refused] = asked(state, "env")
     assert (refused["decision"], refused["request_id"], refused["target"]) == ("deny", "req-left", "PROBE_ALLOWED")
     assert refused["reason"] == "the call this token was issued to has ended"
 

@@ -105,7 +105,7 @@ class _Unconfined:
 class NetnsSandbox(ProcessSandbox):
     """ProcessSandbox with `unshare --net` for its launcher: the proxy is the only way out."""
 
-    async def launch(self, run_dir: Path, env: dict[str, str]) -> _Unconfined:
+    async def launch(self, run_dir: Path, env: dict[str, str], mounts) -> _Unconfined:
         env = {**env, "GATI_MODULE_SOCKET": str(run_dir / "module.sock"), "GATI_HOST_SOCKET": str(run_dir / "host.sock"), "PYTHONPATH": str(SDK)}
         proc = await asyncio.create_subprocess_exec(
             "unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable, str(self.registration.loaded.artifact_path()),
