@@ -35,7 +35,7 @@ SDK = ROOT / "sdk" / "python"
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
 
-MODULE = '''
+MODULE = '''#!/usr/bin/python3
 import time, urllib.error, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -146,6 +146,7 @@ async def web_module(state, tmp_path, origin):
     mod = tmp_path / "web"
     mod.mkdir()
     (mod / "web.py").write_text(MODULE)
+    (mod / "web.py").chmod(0o755)
     (mod / "module.toml").write_text(textwrap.dedent(f"""
         name = "web"
         version = "1.0.0"
