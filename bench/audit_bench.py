@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/audit_bench.py [--events 1000000] [--repeat 2]
 
-Writes a hash-chained log of N events (a realistic mix: a dozen modules, kv-heavy,
+Writes a keyed, hash-chained log of N events (a realistic mix: a dozen modules, kv-heavy,
 egress to many hosts, file reads over thousands of paths, ~8% denials) into a temp
 state directory with those modules registered, then times:
 
     baseline   for line in f: json.loads(line)
     report     build_report(state) + JSON encoding: what `gati audit --format json` computes
                (one pass: chain check, per-module counters, findings)
-    verify     runtime.core.audit_log.verify (`gati audit verify`), for reference
+    verify     runtime.core.audit_log.verify (`gati audit verify`: chain, macs, head), for reference
 
 Peak memory is measured with tracemalloc in separate runs (it slows what it traces,
 so it never overlaps the timing) and shown against the log's size. Goal: report <= 3x
@@ -22,13 +22,19 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-from runtime.core.audit_log import GENESIS, _digest, verify
+import msgspec
+
+from runtime.core.audit_chain import GENESIS, digest
+from runtime.core.audit_head import Head, head_path, open_head, write_head
+from runtime.core.audit_key import AuditKey, key_path, publish_key_file
+from runtime.core.audit_log import verify
 from runtime.core.state import StateDir
 from runtime.modules import register_module
 from runtime.reports.report import build_report
@@ -130,13 +136,19 @@ def generate(root: Path, n: int, seed: int = 7) -> StateDir:
     module_weights = [1 / (i + 1) for i in range(len(MODULES))]  # a few busy modules, a long tail
     start = time.time() - 7 * 86400
     prev = GENESIS
-    with open(state.audit_path, "w", encoding="utf-8") as f:
+    # Written as the runtime writes them (keyed: a key file, a mac per record, the head), without
+    # the lock and the head rewrite per record, so that a million records take seconds.
+    key = publish_key_file(AuditKey.generate("bench"), key_path(state.audit_path))
+    with open(state.audit_path, "wb") as f:
         for seq in range(1, n + 1):
             capability, decision, _ = rng.choices(MIX, weights)[0]
             module = rng.choices(MODULES, module_weights)[0]
-            body = {"seq": seq, "time": start + seq * (7 * 86400 / n), **event(rng, module, capability, decision), "prev": prev}
-            prev = _digest(prev, body)
-            f.write(json.dumps({**body, "hash": prev}, ensure_ascii=False, separators=(",", ":")) + "\n")
+            body = {"seq": seq, "time": start + seq * (7 * 86400 / n), **event(rng, module, capability, decision), "key_id": key.id, "prev": prev}
+            prev = digest(prev, body)
+            f.write(msgspec.json.encode({**body, "hash": prev, "mac": key.mac(prev)}) + b"\n")
+    fd = open_head(head_path(state.audit_path))
+    write_head(fd, Head.sign(n, prev, key))
+    os.close(fd)
     return state
 
 

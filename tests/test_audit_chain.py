@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from runtime.cli.audit import audit_app
+from runtime.core.audit_chain import ChainCheck
 from runtime.core.audit_log import AuditLog, verify
 from runtime.core.state import StateDir
-from runtime.reports.chain import ChainCheck
 from runtime.reports.report import build_report
 from runtime.reports.usage import scan
 

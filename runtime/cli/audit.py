@@ -3,7 +3,9 @@
     gati audit [MODULE...] [--since 24h] [--until T] [--learn] [--probe]
                [--format table|json|sarif] [--fail-on high|medium|low] [--project DIR]
     gati audit diff OLD NEW      OLD/NEW: module.toml, a module folder, or name[@version]
-    gati audit verify            check the log's hash chain; exit 1 naming the first broken record
+    gati audit verify [--expect-head SEQ:HASH]
+                                 check the log's chain, macs and head; exit 1 naming the first break
+    gati audit head              print the log's signed head (SEQ:HASH), to keep off the machine
 
 Exit status: 0, or 1 when --fail-on finds a finding that severe, a probe fails, a
 diff widens permissions under --fail-on-added, or the chain is broken (verify).
@@ -12,6 +14,7 @@ diff widens permissions under --fail-on-added, or the chain is broken (verify).
 from __future__ import annotations
 
 import json
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +24,10 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from runtime.cli.common import ProjectOpt, err, open_state, out, user_errors
+from runtime.core.audit_chain import GENESIS, Anchor
+from runtime.core.audit_log import read_head_checked
 from runtime.core.audit_log import verify as verify_chain
+from runtime.core.errors import GatiError
 from runtime.reports import probe as probes
 from runtime.reports.diff import diff as permission_diff
 from runtime.reports.diff import resolve
@@ -130,22 +136,54 @@ def diff(
 @audit_app.command("verify")
 @user_errors
 def verify(
+    expect_head: Annotated[
+        Optional[str], typer.Option("--expect-head", help="SEQ:HASH from an earlier `gati audit head`, kept off this machine: the log must still hold it.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Check the audit log's hash chain; name the first broken record (exit 1) if any."""
+    """Check the audit log: hash chain, every record's mac, the head checkpoint; name the first break (exit 1)."""
+    anchor = parse_anchor(expect_head) if expect_head is not None else None
     with open_state(project) as state:
-        path = state.audit_path
-    result = verify_chain(path)
+        path, key = state.audit_path, state.audit_key
+    result = verify_chain(path, key, anchor)
     if as_json:
         print(json.dumps({"log": str(path), **vars(result)}, indent=2))
     elif result.ok:
-        out.print(f"audit log intact: {result.records} records ({path})", highlight=False)
+        head = f", head {result.head['seq']}" if result.head else ""
+        anchored = f", holds the expected head {anchor.seq}" if anchor else ""
+        out.print(f"audit log intact: {result.records} records{head}{anchored} ({path})", highlight=False)
     else:
-        err.print(
-            f"[bold red]audit log broken[/] at line {result.broken_line} (record seq {result.broken_seq}): {escape(result.problem)}",
-            highlight=False,
-        )
+        where = "" if result.broken_line is None else f" at line {result.broken_line} (record seq {result.broken_seq})"
+        err.print(f"[bold red]audit log broken[/]{where}: {escape(result.problem)}", highlight=False)
         err.print(f"{result.records} records before it verify; {path}", highlight=False)
+    if not as_json:
+        for note in result.notes:
+            (out if result.ok else err).print(f"note: {escape(note)}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("head")
+@user_errors
+def head(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Print the audit log's signed head (SEQ:HASH): keep it off this machine, give it back to `verify --expect-head`."""
+    with open_state(project) as state:
+        checkpoint = read_head_checked(state.audit_path, state.audit_key)
+    if as_json:
+        print(json.dumps({"seq": checkpoint.seq, "hash": checkpoint.hash, "anchor": checkpoint.anchor()}, indent=2))
+    else:
+        print(checkpoint.anchor())
+
+
+def parse_anchor(text: str) -> Anchor:
+    m = re.fullmatch(r"([0-9]{1,19}):([0-9a-f]{64})", text.strip())
+    if m is None:
+        raise GatiError(f"--expect-head {text!r} is not SEQ:HASH", fix="give what `gati audit head` printed, e.g. 1234:9f2c...(64 hex digits)")
+    seq, digest = m.groups()
+    if int(seq) == 0 and digest != GENESIS:
+        raise GatiError("--expect-head 0:... names the empty log, whose hash is 64 zeros", fix="give what `gati audit head` printed")
+    return Anchor(int(seq), digest)

@@ -8,20 +8,28 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
+from runtime.core.audit_key import AuditKey
 from runtime.core.audit_log import AuditLog
 from runtime.core.kv import KvStore
 from runtime.core.registry import Registry
 
+KeySource = Callable[[], AuditKey | None]
+
 
 class StateDir:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, audit_key: AuditKey | KeySource | None = None):
+        """audit_key: the project's configured key for the audit log, or a function giving it, called
+        only when the log is used (a command that never touches the log never needs the secret);
+        None: a key file in this directory."""
         self.path = Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
+        self._audit_key = audit_key
 
     @classmethod
-    def open(cls, project_dir: str | Path = ".") -> "StateDir":
-        return cls(cls.locate(project_dir))
+    def open(cls, project_dir: str | Path = ".", audit_key: AuditKey | KeySource | None = None) -> StateDir:
+        return cls(cls.locate(project_dir), audit_key)
 
     @staticmethod
     def locate(project_dir: str | Path = ".") -> Path:
@@ -29,12 +37,16 @@ class StateDir:
         return Path(os.environ.get("GATI_HOME") or Path(project_dir) / ".gati")
 
     @cached_property
+    def audit_key(self) -> AuditKey | None:
+        return self._audit_key() if callable(self._audit_key) else self._audit_key
+
+    @cached_property
     def registry(self) -> Registry:
         return Registry(self.path / "registry.db")
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.audit_path)
+        return AuditLog(self.audit_path, self.audit_key)
 
     @property
     def audit_path(self) -> Path:

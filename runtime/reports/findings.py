@@ -63,7 +63,10 @@ def at_least(findings: list[Finding], severity: str) -> list[Finding]:
 def chain_findings(log: str, chain: VerifyResult) -> list[Finding]:
     if chain.ok:
         return []
-    where = f"line {chain.broken_line}" + (f", record seq {chain.broken_seq}" if chain.broken_seq is not None else "")
+    if chain.broken_line is None:  # the head checkpoint itself (missing, forged): no line of the log to name
+        where = "its head checkpoint"
+    else:
+        where = f"line {chain.broken_line}" + (f", record seq {chain.broken_seq}" if chain.broken_seq is not None else "")
     return [
         Finding(
             "high",

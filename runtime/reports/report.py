@@ -121,7 +121,7 @@ def build_report(
     names = list(dict.fromkeys(modules))
     registry = state.registry
     registered = {r.name: r for r in registry.all()}
-    result = scan(state.audit_path, since, until, set(names) if names else None)
+    result = scan(state.audit_path, since, until, set(names) if names else None, key=state.audit_key)
     for name in names:
         if name not in registered and name not in result.usage:
             registry.get(name)  # raises ModuleNotFound listing what is registered
@@ -173,8 +173,12 @@ def render(report: Report, console: Console) -> None:
     ch = report.chain
     if ch.ok:
         c.print(f"hash chain: [green]intact[/] ({ch.records:,} records)", highlight=False)
+    elif ch.broken_line is None:
+        c.print(f"hash chain: [bold red]BROKEN[/]: {escape(ch.problem)}", highlight=False)
     else:
         c.print(f"hash chain: [bold red]BROKEN[/] at line {ch.broken_line} (seq {ch.broken_seq}): {escape(ch.problem)}", highlight=False)
+    for note in ch.notes:
+        c.print(f"  note: {escape(note)}", highlight=False)
 
     for m in report.modules:
         d = m.to_dict()

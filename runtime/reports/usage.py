@@ -2,7 +2,7 @@
 
 The log can hold millions of records, so it is read line by line, never loaded:
 memory grows with the number of distinct (module, capability, target) seen, not with
-the number of events. The same pass checks the hash chain (chain.py).
+the number of events. The same pass checks the chain, macs and head (runtime.core.audit_chain).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import msgspec
 
-from runtime.core.audit_log import VerifyResult
+from runtime.core.audit_chain import LOG_EVENT, VerifyResult
+from runtime.core.audit_key import AuditKey
+from runtime.core.audit_log import start_check
 from runtime.core.capabilities.egress import (
     ALLOW_ALL,
     Target,
@@ -25,7 +27,6 @@ from runtime.core.capabilities.egress import (
     parse_target,
 )
 from runtime.core.errors import GatiError
-from runtime.reports.chain import ChainCheck
 from runtime.reports.permissions import FIELD_OF, Grant, grants, rule_index
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -88,12 +89,21 @@ class Scan:
     usage: dict[str, Usage]
 
 
-def scan(path: str | Path, since: float | None = None, until: float | None = None, modules: set[str] | None = None) -> Scan:
-    """Read the log once: per-module counters for the window, and the chain check over every record."""
+def scan(
+    path: str | Path,
+    since: float | None = None,
+    until: float | None = None,
+    modules: set[str] | None = None,
+    key: AuditKey | None = None,
+) -> Scan:
+    """Read the log once: per-module counters for the window, and the chain check over every record.
+
+    key: the project's configured audit key; None uses the key file beside the log.
+    """
     lo = float("-inf") if since is None else since
     hi = float("inf") if until is None else until
     usage: dict[str, Usage] = {}
-    chain = ChainCheck()
+    chain = start_check(path, key)
     decode = msgspec.json.Decoder().decode
     records = in_window = 0
     path = Path(path)
@@ -104,14 +114,20 @@ def scan(path: str | Path, since: float | None = None, until: float | None = Non
             try:
                 r = decode(line)
             except msgspec.DecodeError:
-                if line.strip():
+                if not line.strip():
+                    continue
+                if line.endswith(b"\n"):
                     chain.invalid(lineno)
+                else:
+                    chain.incomplete(lineno, len(line))
                 continue
             if type(r) is not dict:
                 chain.invalid(lineno)
                 continue
             records += 1
             chain.feed(lineno, r)
+            if r.get("capability") == LOG_EVENT:  # the log's own events (a tail moved aside): no module's usage
+                continue
             try:  # a record the host did not write (odd types) is skipped here; the chain check names it
                 t = r.get("time") or 0.0
                 if not lo <= t <= hi:
