@@ -21,7 +21,9 @@ from rich.markup import escape
 
 from runtime.core.errors import GatiError
 from runtime.core.state import StateDir
-from runtime.http.project import CONFIG_FILE, ProjectError, is_project
+from runtime.core.audit_key import AuditKey, configured_key
+from runtime.core.secrets import configured as configured_secrets
+from runtime.http.project import CONFIG_FILE, ProjectError, is_project, load_settings
 
 out = Console(soft_wrap=True)  # long paths stay on one line, copy-pasteable
 err = Console(stderr=True, soft_wrap=True)
@@ -119,7 +121,8 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 
 @contextmanager
 def open_state(project: Path) -> Iterator[Any]:
-    """The state of --project: $GATI_HOME when set, else PROJECT/.gati.
+    """The state of --project: $GATI_HOME when set, else PROJECT/.gati, with the audit key gati.toml
+    configures (the same one `serve` signs with).
 
     Like serve, a command refuses a folder that is not a project (no gati.toml) rather than leave
     a .gati/ behind wherever it was run; a folder whose .gati/ already exists is used as it is.
@@ -131,7 +134,12 @@ def open_state(project: Path) -> Iterator[Any]:
             "not a gati project (no gati.toml), so there is no state here to use",
             "run it in a project or pass --project DIR (create one with: gati init DIR), or set GATI_HOME to a state directory",
         )
-    state = StateDir.open(project)
+
+    def audit_key() -> AuditKey | None:  # read when the log is first used: `gati module list` never needs the secret
+        settings = load_settings(project)
+        return configured_key(settings.audit.key_secret, configured_secrets(settings.secrets, Path(project).resolve()))
+
+    state = StateDir.open(project, audit_key)
     try:
         yield state
     finally:

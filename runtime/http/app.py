@@ -28,6 +28,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from runtime.core.call import CallContext, request_context
 from runtime.core.errors import GatiError, HandlerTimeout
+from runtime.core.audit_key import configured_key
 from runtime.core.secrets import Grant, SecretAccess, Secrets, current_grant
 from runtime.core.secrets import configured as configured_secrets
 from runtime.core.state import StateDir
@@ -165,7 +166,7 @@ def _audit_endpoint(app: web.Application, rt: Runtime) -> None:
 async def _lifespan(app: web.Application):
     rt = app[RUNTIME]
     project, s = rt.project, rt.project.settings
-    state = StateDir.open(project.dir)
+    state = StateDir.open(project.dir, configured_key(s.audit.key_secret, rt.secrets))
     try:
         for module_dir in project.module_dirs():
             register_module(state, module_dir)

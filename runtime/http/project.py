@@ -18,7 +18,8 @@
     [auth]                            # see runtime/auth.py
     [secrets]                         # providers = ["env", "file"], file = "secrets.toml", ttl_s = 30
     [pubsub]                          # backend = "memory" | "nats", url, queue_size, publish_timeout_ms
-    [audit]                           # executions = true (executions.jsonl), snapshots = false
+    [audit]                           # executions = true (executions.jsonl), snapshots = false,
+                                      # key_secret = "audit_key" (the audit log's HMAC key; default .gati/audit.key)
 
     [modules]
     paths = ["../shared/thumbs"]      # module folders outside modules/, relative to the project
@@ -107,6 +108,7 @@ class AuditSettings(_Strict):
     snapshots: bool = False
     endpoint: str = ""  # e.g. "/_gati/audit": the `gati audit` report over HTTP; off when empty
     token_secret: str = "audit_token"  # the secret holding the endpoint's bearer token
+    key_secret: str = ""  # a secret holding the audit log's HMAC key; empty: a 0600 key file in the state directory
 
 
 class Modules(_Strict):
