@@ -49,6 +49,8 @@ EGRESS_HOSTS = {"private.probe": "127.0.0.1", "metadata.probe": "169.254.169.254
 ENVIRON = {"PROBE_ALLOWED": "yes", "HOME": "/probe-home"}
 # How long past its limit a stopped call may take to come back.
 STOP_SLACK_S = 1.5
+# How long a replaced instance may take to answer before a limit attempt (a container starts in seconds).
+READY_TIMEOUT_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,13 @@ def _ctx(timeout_ms: int) -> CallContext:
 
 
 async def _attempt(manager, state, name: str, a: Attempt, limits: Limits) -> Outcome:
+    if a.expect == "stopped":
+        # The previous attempt may have cost the module its instance: wait for the replacement
+        # first, so that the clock measures how the sandbox stops this call, not a restart.
+        try:
+            await manager.call(name, "echo", None, ctx=_ctx(READY_TIMEOUT_MS))
+        except GatiError:
+            pass  # the attempt below meets the same trouble and reports it
     before = state.audit_path.stat().st_size if state.audit_path.exists() else 0
     started = time.monotonic()
     try:
