@@ -1,31 +1,39 @@
 """The `gati` imports of docs/wasm-abi.md: bytes in and out, and host calls through the Host.
 
-Host functions run on the worker thread that runs the wasm call. The call's state
-(input, output, result buffer, the Host and the CallContext) is thread-local, which is
-exact because one call runs wholly on one thread. Operations that live on the event
-loop (HTTP egress, calling another module) are submitted to it and awaited here.
+Host functions run on the thread that runs the wasm call: the event loop's own thread for an
+inline call, a worker thread otherwise (sandbox.py decides). The call's state (input, output,
+result buffer, the Host and the CallContext) is thread-local, which is exact because one call
+runs wholly on one thread. Operations that live on the event loop (HTTP egress, calling another
+module) are submitted to it and awaited here; an inline call never needs them (see _on_loop).
+
+Each import is a C callback over raw i32 values (capi.host_function); the module's memory is
+read and written in place through the instance's `memory` export, looked up once per call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 import wasmtime
 
 from runtime.core.call import CallContext
 from runtime.core.errors import CapabilityDenied, GatiError
 from runtime.core.host import Host
+from sandboxes.wasm import capi
+from sandboxes.wasm.engine import TICK_S
 
 OK, DENIED, NOT_FOUND, ERROR = 0, 1, 2, 3
 
 _current = threading.local()
 
 
-@dataclass
+@dataclass(slots=True)
 class CallState:
     host: Host
     ctx: CallContext
@@ -35,6 +43,20 @@ class CallState:
     error: str | None = None
     result: bytes = b""
     logs: list[str] = field(default_factory=list)
+    memory: capi.Memory | None = None  # the instance's memory, once its exports are known
+    exception: BaseException | None = None  # raised by a host function; the call raises it
+    # An inline call runs on the event loop under a short epoch budget and may be moved to a
+    # worker (run again, fresh) while it has done nothing outside itself. Its first host call
+    # that acts (anything audited, a log line) commits it: the budget becomes its real deadline.
+    inline: bool = False
+    committed: bool = False
+    store: capi.Store | None = None
+    deadline: float = 0.0  # time.monotonic() at which the call's own deadline falls
+
+    def commit(self) -> None:
+        if self.inline and not self.committed:
+            self.committed = True
+            self.store.set_epoch_deadline(math.ceil(max(0.0, self.deadline - time.monotonic()) / TICK_S) + 1)
 
 
 def begin(state: CallState) -> None:
@@ -49,20 +71,25 @@ def _state() -> CallState:
     return _current.state
 
 
-def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
-    memory = caller.get("memory")
-    if length < 0 or ptr < 0 or ptr + length > memory.data_len(caller):
-        raise wasmtime.WasmtimeError(f"gati ABI: range {ptr}+{length} is outside the module's memory")
-    return bytes(memory.read(caller, ptr, ptr + length))
+def _memory(caller: int) -> capi.Memory:
+    memory = _current.state.memory or capi.Memory.of_caller(caller)
+    if memory is None:
+        raise wasmtime.WasmtimeError('gati ABI: the module exports no memory named "memory"')
+    return memory
 
 
-def _text(caller: wasmtime.Caller, ptr: int, length: int) -> str:
+def _read(caller: int, ptr: int, length: int) -> bytes:
+    return _memory(caller).read(ptr, length)
+
+
+def _text(caller: int, ptr: int, length: int) -> str:
     return _read(caller, ptr, length).decode("utf-8", "replace")
 
 
 def _host_call(op: Callable[[CallState], Any]) -> int:
     """Run one host operation; map its outcome to a status code and fill the result buffer."""
     state = _state()
+    state.commit()
     try:
         value = op(state)
     except CapabilityDenied as denied:
@@ -81,8 +108,21 @@ def _host_call(op: Callable[[CallState], Any]) -> int:
     return OK
 
 
-def _on_loop(state: CallState, coro) -> Any:
-    return asyncio.run_coroutine_threadsafe(coro, state.loop).result(timeout=state.ctx.remaining(60.0) + 1.0)
+def _on_loop(state: CallState, coro: Coroutine) -> Any:
+    if not state.inline:
+        return asyncio.run_coroutine_threadsafe(coro, state.loop).result(timeout=state.ctx.remaining(60.0) + 1.0)
+    # An inline call runs on the loop's own thread: waiting for the loop would wait forever.
+    # sandbox.py runs inline only modules granted neither egress nor module calls, for which
+    # Host.http and Host.call_module end at their capability check, before anything awaits.
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise GatiError(
+        "an inline WASM call needed the event loop",
+        fix="this is a gati bug (sandboxes/wasm/sandbox.py runs this module inline); please report it",
+    )
 
 
 # The imports, each (name, params, results, implementation taking the Caller first).
@@ -91,7 +131,7 @@ def _input_len(caller):
 
 
 def _input_read(caller, ptr):
-    caller.get("memory").write(caller, _state().input, ptr)
+    _memory(caller).write(ptr, _state().input)
 
 
 def _output(caller, ptr, length):
@@ -104,6 +144,7 @@ def _error(caller, ptr, length):
 
 def _log(caller, level, ptr, length):
     state = _state()
+    state.commit()
     state.host.log(state.ctx, level, _text(caller, ptr, length))
 
 
@@ -112,7 +153,7 @@ def _result_len(caller):
 
 
 def _result_read(caller, ptr):
-    caller.get("memory").write(caller, _state().result, ptr)
+    _memory(caller).write(ptr, _state().result)
 
 
 def _http_request(caller, ptr, length):
@@ -173,7 +214,6 @@ def _call(caller, mp, ml, fp, fl, pp, pl):
     return _host_call(op)
 
 
-I32 = wasmtime.ValType.i32()
 IMPORTS: list[tuple[str, int, bool, Callable]] = [
     # name, number of i32 params, returns i32, implementation
     ("input_len", 0, True, _input_len),
@@ -194,7 +234,18 @@ IMPORTS: list[tuple[str, int, bool, Callable]] = [
 ]
 
 
+
+
+def _failed(exc: BaseException) -> None:
+    state = getattr(_current, "state", None)
+    if state is not None and state.exception is None:
+        state.exception = exc
+
+
+# Made once: the C callbacks must outlive every linker and store that uses them.
+_CALLBACKS = [(name, params, returns, capi.host_function(impl, params, returns, _failed)) for name, params, returns, impl in IMPORTS]
+
+
 def define_imports(linker: wasmtime.Linker) -> None:
-    for name, params, returns, impl in IMPORTS:
-        ty = wasmtime.FuncType([I32] * params, [I32] if returns else [])
-        linker.define_func("gati", name, ty, impl, access_caller=True)
+    for name, params, returns, callback in _CALLBACKS:
+        capi.define(linker, "gati", name, params, returns, callback)

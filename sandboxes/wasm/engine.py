@@ -7,10 +7,19 @@ Fuel is optional and costs speed, so modules that ask for it get an engine of th
 wasmtime reads anything that does not start with the `\\0asm` magic as WAT text, and a WAT
 parse error quotes the offending source line. An artifact is module code, but an error
 must never become a way to print a file: compile_module's errors name a position, never text.
+
+The engines are the process's, shared by every WasmBackend and by registration (wasmtime's
+advice: one engine per process), and use the pooling instance allocator: every instance takes
+a slot reserved up front instead of mapping and unmapping its memory, which halves the cost of
+a fresh instance (docs/performance.md). A slot is wiped before it is handed out again (wasmtime
+zeroes the memory it kept and decommits the rest), so a call still never sees another call's
+memory. POOL_SLOTS bounds the instances alive at once in the process; where the address space
+for the slots cannot be reserved (a ulimit -v), the engine falls back to the on-demand allocator.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -20,11 +29,16 @@ from pathlib import Path
 from typing import Callable
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from runtime.core.errors import GatiError
 
 TICK_S = 0.01
 WASM_MAGIC = b"\0asm"
+POOL_SLOTS = 1000  # instances (and memories, tables) alive at once, per engine
+KEEP_RESIDENT = 64 << 10  # bytes of each slot's memory wiped with memset and kept mapped, not decommitted
+
+log = logging.getLogger("gati.wasm")
 
 
 class ArtifactInvalid(GatiError):
@@ -33,10 +47,8 @@ class ArtifactInvalid(GatiError):
 
 
 def make_engine(fuel: bool) -> wasmtime.Engine:
-    config = wasmtime.Config()
-    config.epoch_interruption = True
-    config.consume_fuel = fuel
-    return wasmtime.Engine(config)
+    """The process's engine for this fuel setting (made on first use; its epoch ticks from then on)."""
+    return SHARED.engine(fuel)
 
 
 def compile_module(engine: wasmtime.Engine, data: bytes) -> wasmtime.Module:
@@ -64,7 +76,8 @@ def compile_module(engine: wasmtime.Engine, data: bytes) -> wasmtime.Module:
 def load_module(engine: wasmtime.Engine, fuel: bool, cache_dir: Path, sha256: str, read: Callable[[], bytes]) -> wasmtime.Module:
     """Compile once per artifact digest; later loads (another start, a registration again) deserialize.
 
-    engine must be make_engine(fuel): compiled code is only valid for the configuration it was made with.
+    engine must be make_engine(fuel): compiled code is only valid for the configuration it was made with
+    (a module the cache holds for another configuration fails to load and is compiled again).
     """
     folder = cache_dir / "wasm"
     cached = folder / f"{sha256}-{'fuel' if fuel else 'epoch'}-wasmtime{version('wasmtime')}.cwasm"
@@ -83,24 +96,76 @@ def load_module(engine: wasmtime.Engine, fuel: bool, cache_dir: Path, sha256: st
     return module
 
 
-class WasmEngines:
-    def __init__(self, cache_dir: Path):
-        self.cache_dir = cache_dir
-        self._engines = {fuel: make_engine(fuel) for fuel in (False, True)}
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="gati-wasm-epoch", daemon=True)
-        self._ticker.start()
+class _Shared:
+    """The process's engines (one per fuel setting) and the one ticker thread bumping their epochs."""
+
+    def __init__(self) -> None:
+        self.engines: dict[bool, wasmtime.Engine] = {}
+        self.pooled: dict[bool, bool] = {}
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()  # set only by close(): the process's engines live as long as it does
 
     def engine(self, fuel: bool) -> wasmtime.Engine:
-        return self._engines[fuel]
+        engine = self.engines.get(fuel)
+        if engine is not None:
+            return engine
+        with self._lock:
+            if fuel not in self.engines:
+                self.engines[fuel], self.pooled[fuel] = _pooled_engine(fuel)
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="gati-wasm-epoch", daemon=True)
+                self._ticker.start()
+            return self.engines[fuel]
 
-    def load(self, artifact: Path, sha256: str, fuel: bool) -> wasmtime.Module:
-        return load_module(self._engines[fuel], fuel, self.cache_dir, sha256, artifact.read_bytes)
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK_S):
+            for engine in list(self.engines.values()):
+                engine.increment_epoch()
 
     def close(self) -> None:
         self._stop.set()
 
-    def _tick(self) -> None:
-        while not self._stop.wait(TICK_S):
-            for engine in self._engines.values():
-                engine.increment_epoch()
+
+SHARED = _Shared()
+
+
+class WasmEngines:
+    """One backend's view of the process's engines, with its state directory's compile cache."""
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = cache_dir
+
+    def engine(self, fuel: bool) -> wasmtime.Engine:
+        return SHARED.engine(fuel)
+
+    def load(self, artifact: Path, sha256: str, fuel: bool) -> wasmtime.Module:
+        return load_module(self.engine(fuel), fuel, self.cache_dir, sha256, artifact.read_bytes)
+
+    def close(self) -> None:
+        pass  # the engines are the process's
+
+
+def _config(fuel: bool) -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.consume_fuel = fuel
+    return config
+
+
+def _pooled_engine(fuel: bool) -> tuple[wasmtime.Engine, bool]:
+    config = _config(fuel)
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        for limit in ("total_core_instances", "total_memories", "total_tables"):
+            getattr(ffi, f"wasmtime_pooling_allocation_config_{limit}_set")(pool, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, KEEP_RESIDENT)
+        ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pool, KEEP_RESIDENT)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
+    try:
+        return wasmtime.Engine(config), True
+    except wasmtime.WasmtimeError as exc:
+        log.warning("wasm: no pooling allocator (%s); instances are mapped one by one", str(exc).splitlines()[0])
+        return wasmtime.Engine(_config(fuel)), False

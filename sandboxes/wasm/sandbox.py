@@ -3,15 +3,26 @@
 No WASI sockets and no wasi-http are linked: the only way out is the `gati` imports,
 which go through the Host. WASI gets only the declared env names and the declared
 directories (read-only unless `rw`), as the Host hands them over once at start (and
-audits). Calls run on a thread pool of the module's own, sized by its concurrency
-limit, so they never block the event loop. A call stopped at its deadline, its fuel or
-its memory limit is audited like the other backends' stops (Host.limit_hit).
+audits). A call stopped at its deadline, its fuel or its memory limit is audited like the
+other backends' stops (Host.limit_hit).
+
+Where a call runs. Handing a call to a worker thread and back costs about 100 µs, several
+times what a small call costs itself (docs/performance.md). So a call starts inline, on the
+event loop's thread, under an epoch budget of INLINE_TICKS (10-20 ms). A call that outgrows
+the budget before it has acted outside itself (no audited host call, no log line) is stopped
+and run again, fresh, on a worker thread of the module's own pool (sized by its concurrency
+limit), and that method's next calls go straight to a worker until one of them is short again.
+A call that has acted can no longer be run again: its budget becomes its real deadline and it
+finishes inline. Modules granted egress or module calls never run inline: those host calls
+wait for the event loop, which an inline call is holding; neither do WASI modules granted a
+writable directory (a write through WASI is an act the host does not see).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import wasmtime
@@ -27,10 +38,15 @@ from runtime.core.errors import (
 )
 from runtime.core.host import Host
 from runtime.core.registry import Registration
-from sandboxes.wasm import abi, validate
+from sandboxes.wasm import abi, capi, validate
 from sandboxes.wasm.engine import TICK_S, WasmEngines
 
 MIB = 1 << 20
+INLINE_TICKS = 2  # epoch ticks an inline call may run before it moves to a worker: 10 to 20 ms
+
+
+class _Outgrown(Exception):
+    """An inline call ran past its budget before it acted: run it again on a worker."""
 
 
 class WasmSandbox:
@@ -43,19 +59,30 @@ class WasmSandbox:
         self.engine = self.engines.engine(bool(self.fuel))
         self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
         self._pre: wasmtime.InstancePre | None = None
+        self._pre_at = self._engine_at = 0  # their addresses, for capi
+        self._methods: dict[str, bytes] = {}
+        self._initialize = False
         self.uses_wasi = False
         self._environ: dict[str, str] = {}  # what WASI is handed: taken from the Host once, at start
         self._mounts: list[FileGrant] = []
+        self.inline = False
+        self._offloaded: set[str] = set()  # methods whose last call outgrew the inline budget
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._pre = await loop.run_in_executor(self._pool, self._prepare)
+        self._pre_at, self._engine_at = capi.address(self._pre.ptr()), capi.address(self.engine.ptr())
 
     def _prepare(self) -> wasmtime.InstancePre:
         self.registration.verify_artifact()
         module = self.engines.load(self.registration.loaded.artifact_path(), self.registration.artifact_sha256, bool(self.fuel))
         # Registration ran the same checks; a registration recorded before them gets them here.
+        # They include every export's type: capi calls them unchecked.
         pre, self.uses_wasi = validate.link(self.engine, module, self.registration.loaded)
+        self._methods = {method: method.encode() for method in self.manifest.methods}
+        self._initialize = any(e.name == "_initialize" for e in module.exports)
+        caps = self.manifest.capabilities
+        self.inline = not caps.egress and not caps.modules and not (self.uses_wasi and "rw" in caps.files.values())
         if self.uses_wasi:
             # Only a WASI module is handed anything at start: its environment and its preopens.
             own = CallContext(caller=f"module:{self.manifest.name}")
@@ -65,14 +92,36 @@ class WasmSandbox:
 
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         loop = asyncio.get_running_loop()
-        state = abi.CallState(self.host, ctx, loop, payload)
-        return await loop.run_in_executor(self._pool, self._call_sync, method, state, timeout_s)
+        if self.inline and method not in self._offloaded:
+            started = time.monotonic()
+            try:
+                return self._run(method, abi.CallState(self.host, ctx, loop, payload, inline=True), timeout_s)
+            except _Outgrown:
+                self._offloaded.add(method)
+                timeout_s = max(0.0, timeout_s - (time.monotonic() - started))
+        started = time.monotonic()
+        out = await loop.run_in_executor(self._pool, self._run, method, abi.CallState(self.host, ctx, loop, payload), timeout_s)
+        if self._offloaded and time.monotonic() - started < INLINE_TICKS * TICK_S / 4:
+            self._offloaded.discard(method)  # short again: try it inline next time
+        return out
 
-    def _call_sync(self, method: str, state: abi.CallState, timeout_s: float) -> bytes:
-        store = wasmtime.Store(self.engine)
+    def _run(self, method: str, state: abi.CallState, timeout_s: float) -> bytes:
+        store = capi.Store(self._engine_at)
+        try:
+            return self._run_in(store, method, state, timeout_s)
+        finally:
+            store.close()
+
+    def _run_in(self, store: capi.Store, method: str, state: abi.CallState, timeout_s: float) -> bytes:
         limits = self.manifest.limits
         store.set_limits(memory_size=limits.memory_mb * MIB)
-        store.set_epoch_deadline(math.ceil(timeout_s / TICK_S) + 1)
+        ticks = math.ceil(timeout_s / TICK_S) + 1
+        if state.inline and ticks > INLINE_TICKS:
+            state.store, state.deadline = store, time.monotonic() + timeout_s
+            ticks = INLINE_TICKS
+        else:
+            state.committed = True  # on a worker, or a deadline within the budget: it runs to its deadline here
+        store.set_epoch_deadline(ticks)
         if self.fuel:
             store.set_fuel(self.fuel)
         if self.uses_wasi:
@@ -80,15 +129,17 @@ class WasmSandbox:
         abi.begin(state)
         instance = None
         try:
-            instance = self._pre.instantiate(store)
-            exports = instance.exports(store)
-            if "_initialize" in exports:
-                exports["_initialize"](store)
-            status = exports[method](store)
-        except GatiError:
-            raise
+            instance = capi.Instance(self._pre_at, store)
+            state.memory = capi.Memory(store.ctx, instance.memory())
+            if self._initialize:
+                instance.call_void(instance.func(b"_initialize"))
+            status = instance.call_i32(instance.func(self._methods[method]))
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            error, hit = self._classify(exc, method, timeout_s, store, instance)
+            if isinstance(state.exception, GatiError):
+                raise state.exception from None
+            if not state.committed and getattr(exc, "trap_code", None) == wasmtime.TrapCode.INTERRUPT:
+                raise _Outgrown from None  # not a limit hit: the call moves to a worker
+            error, hit = self._classify(state.exception or exc, method, timeout_s, store, instance)
             if hit is not None:
                 self.host.limit_hit(state.ctx, hit)
             raise error from None
@@ -114,6 +165,7 @@ class WasmSandbox:
 
         def to_log(level: int):
             def write(data: bytes) -> None:
+                state.commit()
                 for line in data.decode("utf-8", "replace").splitlines():
                     self.host.log(state.ctx, level, line)
 
@@ -155,8 +207,8 @@ class WasmSandbox:
 
     def _at_memory_limit(self, store, instance) -> bool:
         """Is the module's memory within one page of its limit (where a grow is refused)?"""
-        memory = instance.exports(store).get("memory") if instance is not None else None
-        return isinstance(memory, wasmtime.Memory) and memory.data_len(store) + 64 * 1024 > self.manifest.limits.memory_mb * MIB
+        memory = instance.memory() if instance is not None else None
+        return memory is not None and capi.Memory(store.ctx, memory).size() + 64 * 1024 > self.manifest.limits.memory_mb * MIB
 
     def healthy(self) -> bool:
         return True

@@ -2,7 +2,8 @@
 
 A module that registers must be able to answer its first call: it compiles (binary or WAT),
 it exports its linear memory as `memory`, every declared method is an exported `() -> i32`
-function, and it imports only what gati provides (docs/wasm-abi.md). Each problem is a
+function (and `_initialize`, if exported, a `() -> ()` one), and it imports only what gati
+provides (docs/wasm-abi.md). Each problem is a
 ManifestError naming the manifest key to change, and none quotes the artifact's text.
 """
 
@@ -57,6 +58,10 @@ def link(engine: wasmtime.Engine, module: wasmtime.Module, loaded: LoadedManifes
                 f"exports {method!r} as ({', '.join(map(str, kind.params))}) -> ({', '.join(map(str, kind.results))})",
                 "a method is a () -> i32 function: input and output go through the gati imports (docs/wasm-abi.md)",
             )
+    init = exports.get("_initialize")
+    if init is not None and not (isinstance(init, wasmtime.FuncType) and not init.params and not init.results):
+        # gati calls it, unchecked (sandboxes/wasm/capi.py), before every method.
+        raise refuse("artifact.path", "exports _initialize, but not as a () -> () function", "export _initialize as a function taking and returning nothing, or rename it")
     # WASI costs a context per call: link it only for modules that import it (C, Rust).
     uses_wasi = any(i.module.startswith("wasi_") for i in module.imports)
     linker = wasmtime.Linker(engine)
