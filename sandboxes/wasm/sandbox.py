@@ -92,20 +92,21 @@ class WasmSandbox:
 
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout_s
         if self.inline and method not in self._offloaded:
-            started = time.monotonic()
             try:
-                return self._run(method, abi.CallState(self.host, ctx, loop, payload, inline=True), timeout_s)
+                return self._run(method, abi.CallState(self.host, ctx, loop, payload, inline=True, deadline=deadline), timeout_s)
             except _Outgrown:
                 self._offloaded.add(method)
-                timeout_s = max(0.0, timeout_s - (time.monotonic() - started))
         started = time.monotonic()
-        out = await loop.run_in_executor(self._pool, self._run, method, abi.CallState(self.host, ctx, loop, payload), timeout_s)
+        state = abi.CallState(self.host, ctx, loop, payload, deadline=deadline)
+        out = await loop.run_in_executor(self._pool, self._run, method, state, timeout_s)
         if self._offloaded and time.monotonic() - started < INLINE_TICKS * TICK_S / 4:
             self._offloaded.discard(method)  # short again: try it inline next time
         return out
 
     def _run(self, method: str, state: abi.CallState, timeout_s: float) -> bytes:
+        """One call in a store of its own; timeout_s names the deadline in errors, state.deadline is when it falls."""
         store = capi.Store(self._engine_at)
         try:
             return self._run_in(store, method, state, timeout_s)
@@ -115,10 +116,9 @@ class WasmSandbox:
     def _run_in(self, store: capi.Store, method: str, state: abi.CallState, timeout_s: float) -> bytes:
         limits = self.manifest.limits
         store.set_limits(memory_size=limits.memory_mb * MIB)
-        ticks = math.ceil(timeout_s / TICK_S) + 1
+        ticks = math.ceil(max(0.0, state.deadline - time.monotonic()) / TICK_S) + 1
         if state.inline and ticks > INLINE_TICKS:
-            state.store, state.deadline = store, time.monotonic() + timeout_s
-            ticks = INLINE_TICKS
+            state.store, ticks = store, INLINE_TICKS
         else:
             state.committed = True  # on a worker, or a deadline within the budget: it runs to its deadline here
         store.set_epoch_deadline(ticks)

@@ -1,0 +1,119 @@
+"""Where a WASM call runs (inline on the event loop, or on a worker) and that every call still
+gets a fresh instance, whichever path it takes and however the instance slots are reused.
+
+Driven by tests/modules/cells (see cells.wat for its methods), in real wasmtime.
+"""
+
+import asyncio
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from runtime.core.audit_log import read_events
+from runtime.core.call import CallContext
+from runtime.core.errors import MethodNotFound, ModuleTimeout
+from runtime.modules import register_module
+from runtime.modules.manager import ModuleManager
+
+CELLS = Path(__file__).parent / "modules" / "cells"
+GREET = Path(__file__).resolve().parents[1] / "sample_modules" / "greet-wat"
+CTX = CallContext(request_id="req-cells", caller="test")
+DENIED = 1
+
+
+def register(state, tmp_path, edit=None):
+    target = tmp_path / "cells"
+    shutil.copytree(CELLS, target)
+    manifest = target / "module.toml"
+    if edit:
+        manifest.write_text(edit(manifest.read_text()))
+    return register_module(state, target)
+
+
+def granted_egress(text: str) -> str:
+    return text.replace('kv = ["cells"]', 'kv = ["cells"]\negress = ["http://example.com:80"]')
+
+
+@pytest.fixture
+async def manager(state):
+    manager = ModuleManager(state)
+    yield manager
+    await manager.close()
+
+
+async def call(manager, method):
+    return await manager.call("cells", method, None, ctx=CTX)
+
+
+def logged_on(caplog) -> int:
+    [record] = [r for r in caplog.records if "hello from cells" in r.getMessage()]
+    return record.thread
+
+
+async def test_a_short_call_runs_on_the_event_loop_thread(state, manager, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="gati.module")
+    register(state, tmp_path)
+    assert await call(manager, "log") is True
+    assert logged_on(caplog) == threading.get_ident()
+
+
+async def test_a_module_granted_egress_runs_on_a_worker(state, manager, tmp_path, caplog):
+    # Its host calls wait for the event loop, which an inline call would be holding.
+    caplog.set_level(logging.INFO, logger="gati.module")
+    register(state, tmp_path, granted_egress)
+    assert await call(manager, "log") is True
+    assert logged_on(caplog) != threading.get_ident()
+
+
+@pytest.mark.parametrize("edit", [None, granted_egress], ids=["inline", "worker"])
+async def test_every_call_gets_a_fresh_instance(state, manager, tmp_path, edit):
+    register(state, tmp_path, edit)
+    assert [await call(manager, "leftovers") for _ in range(20)] == [0] * 20
+    assert await asyncio.gather(*(call(manager, "leftovers") for _ in range(8))) == [0] * 8
+
+
+async def test_a_call_that_outgrows_its_inline_budget_moves_and_the_loop_keeps_running(state, manager, tmp_path):
+    register(state, tmp_path)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        for _ in range(2):  # the first starts inline and moves; the second goes to a worker at once
+            with pytest.raises(ModuleTimeout, match="300 ms deadline"):
+                await call(manager, "spin")
+    finally:
+        task.cancel()
+    assert ticks >= 10
+
+
+async def test_a_call_that_acted_is_never_run_twice(state, manager, tmp_path):
+    register(state, tmp_path)
+    with pytest.raises(ModuleTimeout, match="300 ms deadline"):
+        await call(manager, "act_then_spin")
+    writes = [e for e in read_events(state.audit_path) if e["capability"] == "kv.write"]
+    assert len(writes) == 1 and writes[0]["decision"] == "allow"
+
+
+async def test_inline_modules_are_refused_egress_and_module_calls_without_waiting_for_the_loop(state, manager, tmp_path):
+    register(state, tmp_path)
+    register_module(state, GREET)
+    assert await asyncio.wait_for(call(manager, "egress"), 10) == DENIED, list(read_events(state.audit_path))
+    assert await asyncio.wait_for(call(manager, "call"), 10) == DENIED
+    refused = [(e["capability"], e["decision"]) for e in read_events(state.audit_path)]
+    assert refused == [("egress", "deny"), ("module.call", "deny")]
+
+
+async def test_a_method_export_of_another_type_is_refused_at_start(state, manager, tmp_path):
+    register(state, tmp_path, lambda t: t + "\n[methods.bad_type]\n")
+    with pytest.raises(MethodNotFound, match="bad_type") as err:
+        await call(manager, "leftovers")
+    assert "() -> i32" in err.value.message and "docs/wasm-abi.md" in err.value.fix
