@@ -14,9 +14,10 @@ import pytest
 
 from runtime.core.audit_log import read_events
 from runtime.core.call import CallContext
-from runtime.core.errors import MethodNotFound, ModuleTimeout
+from runtime.core.errors import MethodNotFound, ModuleBusy, ModuleTimeout
 from runtime.modules import register_module
 from runtime.modules.manager import ModuleManager
+from sandboxes.wasm import engine
 
 CELLS = Path(__file__).parent / "modules" / "cells"
 GREET = Path(__file__).resolve().parents[1] / "sample_modules" / "greet-wat"
@@ -117,3 +118,20 @@ async def test_a_method_export_of_another_type_is_refused_at_start(state, manage
     with pytest.raises(MethodNotFound, match="bad_type") as err:
         await call(manager, "leftovers")
     assert "() -> i32" in err.value.message and "docs/wasm-abi.md" in err.value.fix
+
+
+async def test_a_full_instance_pool_refuses_the_call_as_busy(state, tmp_path, monkeypatch):
+    # The process's pooling allocator holds POOL_SLOTS instances at once; past that a call is busy, not a crash.
+    monkeypatch.setattr(engine, "POOL_SLOTS", 2)
+    shared = engine._Shared()
+    monkeypatch.setattr(engine, "SHARED", shared)
+    register(state, tmp_path, lambda t: granted_egress(t).replace("memory_mb = 16", "memory_mb = 16\nconcurrency = 3"))
+    manager = ModuleManager(state)
+    try:
+        results = await asyncio.gather(*(call(manager, "spin") for _ in range(3)), return_exceptions=True)
+    finally:
+        await manager.close()
+        shared.close()
+    assert sorted(type(r).__name__ for r in results) == ["ModuleBusy", "ModuleTimeout", "ModuleTimeout"]
+    [busy] = [r for r in results if isinstance(r, ModuleBusy)]
+    assert "instance slot" in busy.message and "concurrency" in busy.fix

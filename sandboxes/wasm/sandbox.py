@@ -32,6 +32,7 @@ from runtime.core.capabilities.files import FileGrant
 from runtime.core.capabilities.limits import LimitHit
 from runtime.core.errors import (
     GatiError,
+    ModuleBusy,
     ModuleCrashed,
     ModuleError,
     ModuleTimeout,
@@ -195,6 +196,12 @@ class WasmSandbox:
                 method=method,
                 reason="out of fuel",
             ), LimitHit.fuel(limits, method)
+        if instance is None and "maximum concurrent limit" in str(exc):
+            return ModuleBusy(
+                f"{name} found no free WASM instance slot: {_first_line(exc)}",
+                fix="fewer calls in flight across the process's WASM modules (their [limits] concurrency), or more processes",
+                module=self.manifest.name,
+            ), None
         if instance is None and "memory" in str(exc).lower() or self._at_memory_limit(store, instance):
             return ModuleCrashed(
                 f"{name} reached its memory limit of {limits.memory_mb} MiB: {_first_line(exc)}",
