@@ -47,6 +47,7 @@ from runtime.core.errors import BadPayload, GatiError
 from runtime.core.secrets import configured as configured_secrets
 from runtime.http.app import PROJECT, build_app
 from runtime.http.project import load_settings, scaffold
+from runtime.http.workers import ACCESS_LOG_FORMAT, default_count, serve_workers
 from runtime.modules import ModuleManager, register_module
 from runtime.modules.grpc_module_server import serve_module
 
@@ -80,18 +81,29 @@ def serve(
     directory: Annotated[Path, typer.Argument(help="The project to serve.")] = Path("."),
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (default: host in gati.toml, section \\[server]).")] = None,
     port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="TCP port (default: port in gati.toml, section \\[server]).")] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(min=1, help="Processes serving the port together (default: one per core; see docs/performance.md).")
+    ] = None,
 ) -> None:
     """Serve a project over HTTP; its modules are registered on start."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    application = build_app(directory)
-    server = application[PROJECT].settings.server
-    host, port = host or server.host, port or server.port
-
-    def ready(_: str) -> None:
-        out.print(f"gati: serving {application[PROJECT].dir} on http://{host}:{port} (Ctrl+C stops)", highlight=False)
-
+    settings = load_settings(directory)
+    host, port = host or settings.server.host, port or settings.server.port
+    count = workers or default_count()
     try:
-        web.run_app(application, host=host, port=port, print=ready, access_log_format='%a "%r" %s %b %Tf')
+        if count == 1:
+            application = build_app(directory)
+
+            def ready(_: str) -> None:
+                out.print(f"gati: serving {application[PROJECT].dir} on http://{host}:{port} (Ctrl+C stops)", highlight=False)
+
+            web.run_app(application, host=host, port=port, print=ready, access_log_format=ACCESS_LOG_FORMAT)
+        else:
+
+            def all_ready(bound: int) -> None:
+                out.print(f"gati: serving {directory.resolve()} on http://{host}:{bound} with {count} workers (Ctrl+C stops)", highlight=False)
+
+            serve_workers(directory, host, port, count, all_ready)
     except OSError as exc:
         raise _cannot_listen(host, port, exc) from None
 

@@ -91,11 +91,28 @@ class Registry:
 
     def add(self, loaded: LoadedManifest, digest: str) -> Registration:
         """Record a validated manifest with its artifact's digest (runtime.modules.register_module computes it)."""
-        now = time.time()
-        self._db.execute(
-            "INSERT OR REPLACE INTO modules VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (loaded.name, loaded.manifest.version, loaded.manifest.kind, loaded.file, msgspec.json.encode(loaded), digest, now),
-        )
+        now, manifest_json = time.time(), msgspec.json.encode(loaded)
+        # Registering what is already the newest registration changes nothing: `gati serve --workers N`
+        # registers the project's modules in every worker, and a new registered_at would make the
+        # workers that already serve restart their sandboxes. IMMEDIATE: the check and the write are
+        # one step for every process sharing the file.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute(
+                "SELECT manifest_json, artifact_sha256, registered_at FROM modules WHERE name = ? ORDER BY registered_at DESC LIMIT 1",
+                (loaded.name,),
+            ).fetchone()
+            if row is not None and bytes(row[0]) == manifest_json and row[1] == digest:
+                self._db.execute("COMMIT")
+                return Registration(loaded, digest, row[2])
+            self._db.execute(
+                "INSERT OR REPLACE INTO modules VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (loaded.name, loaded.manifest.version, loaded.manifest.kind, loaded.file, manifest_json, digest, now),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         self._cache.clear()
         return Registration(loaded, digest, now)
 
