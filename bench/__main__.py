@@ -1,6 +1,7 @@
 """Run every benchmark: .venv/bin/python -m bench [NAME ...]   (make bench)
 
-Each prints a table of ratios against a baseline measured in the same run.
+Each prints a table of ratios against a baseline measured in the same run; at the end, every
+ratio that has a goal (issue 11) is printed again, one row each, with `now` beside its `goal`.
 """
 
 import asyncio
@@ -9,6 +10,8 @@ import inspect
 import pkgutil
 import sys
 from pathlib import Path
+
+from bench.common import GOALS, goals_table
 
 
 def main() -> None:
@@ -21,6 +24,9 @@ def main() -> None:
         result = module.main()
         if inspect.iscoroutine(result):
             asyncio.run(result)
+    if GOALS:
+        print()
+        goals_table(GOALS)
 
 
 if __name__ == "__main__":
