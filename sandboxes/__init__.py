@@ -16,7 +16,11 @@ from runtime.core.registry import Registration
 
 
 class Sandbox(Protocol):
-    """One module, started: JSON in, JSON out, under a deadline."""
+    """One module, started: JSON in, JSON out, under a deadline.
+
+    A sandbox whose class sets `bounded = True` promises that call() returns or raises within a
+    couple of seconds past timeout_s on its own; the module manager then spares it its own
+    backstop timer (a few µs per call, a third of a small WASM call's bookkeeping)."""
 
     async def start(self) -> None: ...
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes: ...

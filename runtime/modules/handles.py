@@ -10,6 +10,8 @@ from typing import Any
 
 from runtime.modules.manager import ModuleManager
 
+MAX_KEPT = 256  # handles and methods kept per set and handle: names a handler computes cannot grow memory without end
+
 
 class ModuleHandle:
     """One module as a handler sees it: `.call(method, payload)` or `.method(payload)`."""
@@ -26,25 +28,33 @@ class ModuleHandle:
             raise AttributeError(method)
 
         async def invoke(payload: Any = None) -> Any:
-            return await self.call(method, payload)
+            return await self._manager.call(self.name, method, payload)
 
         invoke.__name__ = method
+        if len(self.__dict__) < MAX_KEPT:
+            setattr(self, method, invoke)  # made once: the next `handle.method` is a plain attribute
         return invoke
 
 
 class ModuleSet:
-    """gctx.modules: `modules["thumbs"]` or `modules.thumbs`."""
+    """gctx.modules: `modules["thumbs"]` or `modules.thumbs`. Handles are made once per name and kept."""
 
     def __init__(self, manager: ModuleManager):
         self._manager = manager
+        self._handles: dict[str, ModuleHandle] = {}
 
     def __getitem__(self, name: str) -> ModuleHandle:
-        return ModuleHandle(self._manager, name)
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = ModuleHandle(self._manager, name)
+            if len(self._handles) < MAX_KEPT:
+                self._handles[name] = handle
+        return handle
 
     def __getattr__(self, name: str) -> ModuleHandle:
         if name.startswith("_"):
             raise AttributeError(name)
-        return ModuleHandle(self._manager, name)
+        return self[name]
 
     def __contains__(self, name: str) -> bool:
         return name in self._manager.state.registry.names()

@@ -43,6 +43,7 @@ from sandboxes.wasm import abi, capi, validate
 from sandboxes.wasm.engine import TICK_S, WasmEngines
 
 MIB = 1 << 20
+BACKSTOP_S = 2.0  # how long past its deadline a worker call is awaited (a host call may block); then it is given up
 INLINE_TICKS = 2  # epoch ticks an inline call may run before it moves to a worker: 10 to 20 ms
 
 
@@ -51,6 +52,8 @@ class _Outgrown(Exception):
 
 
 class WasmSandbox:
+    bounded = True  # inline calls end by the epoch deadline; worker calls are awaited up to BACKSTOP_S past it
+
     def __init__(self, registration: Registration, host: Host, engines: WasmEngines):
         self.registration = registration
         self.manifest = registration.manifest
@@ -101,7 +104,11 @@ class WasmSandbox:
                 self._offloaded.add(method)
         started = time.monotonic()
         state = abi.CallState(self.host, ctx, loop, payload, deadline=deadline)
-        out = await loop.run_in_executor(self._pool, self._run, method, state, timeout_s)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - started) + BACKSTOP_S):
+                out = await loop.run_in_executor(self._pool, self._run, method, state, timeout_s)
+        except TimeoutError:
+            raise ModuleTimeout(f"{self.manifest.name}.{method} did not answer within {timeout_s:.1f} s", module=self.manifest.name, method=method) from None
         if self._offloaded and time.monotonic() - started < INLINE_TICKS * TICK_S / 4:
             self._offloaded.discard(method)  # short again: try it inline next time
         return out
