@@ -9,7 +9,8 @@ traceparent parsing and echo, the two hook calls, isinstance checks, a counter a
 
 Load: `wrk` when installed (Debian package wrk; fixed duration), else a bounded number of
 requests from an aiohttp client in a separate process; 127.0.0.1 only, rounds alternate.
-Goal: gati >= 0.6x bare.  Run: .venv/bin/python -m bench.lifecycle_bench [--client aiohttp]
+Beside requests/s, the server's CPU time per request (this process's, during the round).
+Goal (issue 11): gati >= 0.75x bare.  Run: .venv/bin/python -m bench lifecycle [--client aiohttp]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bench.common import serve, throughput_table
+from bench.common import cpu_seconds, goal, serve, throughput_table, wrk
 from runtime.http.app import build_app
 
 REQUESTS, CONCURRENCY, ROUNDS, WRK_SECONDS = 3000, 16, 3, 3
@@ -87,6 +88,9 @@ async def main():
 asyncio.run(main())
 '''
 
+BARE = "bare aiohttp, same work by hand"
+GATI = "gati full lifecycle (defaults: + execution record)"
+
 TRACE_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
@@ -138,22 +142,12 @@ def make_project(tmp: Path, executions: bool) -> Path:
 
 
 
-async def load_aiohttp(url: str) -> float:
+async def load_aiohttp(url: str) -> tuple[float, int]:
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", CLIENT, url, str(REQUESTS), str(CONCURRENCY), stdout=subprocess.PIPE)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"load client failed against {url}")
-    return json.loads(out)
-
-
-async def load_wrk(url: str, script: Path) -> float:
-    proc = await asyncio.create_subprocess_exec(
-        "wrk", "-t", "2", "-c", str(CONCURRENCY), "-d", f"{WRK_SECONDS}s", "-s", str(script), url, stdout=subprocess.PIPE
-    )
-    out = (await proc.communicate())[0].decode()
-    if "Non-2xx" in out or proc.returncode != 0:
-        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return json.loads(out), 2 * REQUESTS  # the warm-up is served too
 
 
 async def main() -> None:
@@ -164,8 +158,8 @@ async def main() -> None:
     runners = []
     try:
         targets = {
-            "bare aiohttp, same work by hand": bare_app(),
-            "gati full lifecycle (defaults: + execution record)": build_app(make_project(tmp, True)),
+            BARE: bare_app(),
+            GATI: build_app(make_project(tmp, True)),
             "gati full lifecycle, execution records off": build_app(make_project(tmp, False)),
         }
         urls = {}
@@ -174,11 +168,18 @@ async def main() -> None:
             runners.append(runner)
             urls[name] = f"http://127.0.0.1:{port}/orders"
         results: dict[str, list[float]] = {name: [] for name in targets}
+        cpu: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(ROUNDS):  # alternate, so every target sees the same machine
             for name, url in urls.items():
-                results[name].append(await (load_wrk(url, script) if use_wrk else load_aiohttp(url)))
+                before = cpu_seconds()
+                rate, served = await (wrk(url, WRK_SECONDS, CONCURRENCY, script) if use_wrk else load_aiohttp(url))
+                cpu[name].append((cpu_seconds() - before) / served * 1e6)
+                results[name].append(rate)
         how = f"wrk {WRK_SECONDS}s x {ROUNDS} rounds" if use_wrk else f"aiohttp client, {REQUESTS} requests x {ROUNDS} rounds"
-        throughput_table(f"Lifecycle: {how}, {CONCURRENCY} connections, best round (goal: gati >= 0.6x bare)", results, "bare aiohttp, same work by hand")
+        throughput_table(f"Lifecycle: {how}, {CONCURRENCY} connections, best round (goal: gati >= 0.75x bare)", results, BARE, cpu)
+        gati = max(results[GATI])
+        goal("full request lifecycle vs bare aiohttp doing the same work", gati / max(results[BARE]), ">=", 0.75,
+             f"{gati:.0f} vs {max(results[BARE]):.0f} req/s; CPU {min(cpu[GATI]):.0f} vs {min(cpu[BARE]):.0f} µs/req")
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -24,7 +24,7 @@ import grpc
 from gati_sdk.protocol import wire
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 
-from bench.common import percentiles, table, time_async
+from bench.common import goal, percentiles, table, time_async
 from runtime.core.call import CallContext
 from runtime.core.capabilities.files import grants_of
 from runtime.core.state import StateDir
@@ -145,10 +145,17 @@ async def run() -> None:
     try:
         state = StateDir(tmp / "state")
         register_module(state, MODULE)
-        table(f"Native call: shortlink.preview (Go), {CALLS} calls each", await calls(state),
+        call_rows = await calls(state)
+        table(f"Native call: shortlink.preview (Go), {CALLS} calls each", call_rows,
               "bare grpc.aio Call, same socket", "ModuleManager <= 1.2x bare")
-        table(f"Native cold start, {STARTS} starts each", await cold_starts(state, tmp),
+        start_rows = await cold_starts(state, tmp)
+        table(f"Native cold start, {STARTS} starts each", start_rows,
               "bare bwrap exec to handshake line", "start to first answer <= 1.5x bare")
+        c, s = dict(call_rows), dict(start_rows)
+        gati, bare = c["ModuleManager.call (native)"]["p50"], c["bare grpc.aio Call, same socket"]["p50"]
+        goal("native module call p50 vs bare grpc.aio", gati / bare, "<=", 1.2, f"{gati * 1e6:.0f} vs {bare * 1e6:.0f} µs")
+        gati, bare = s["ModuleManager: start to first answer"]["p50"], s["bare bwrap exec to handshake line"]["p50"]
+        goal("native module start to first answer vs bare bwrap to handshake", gati / bare, "<=", 1.5, f"{gati * 1e3:.1f} vs {bare * 1e3:.1f} ms")
         state.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,10 +27,9 @@ import docker
 import grpc
 from docker.types import Mount
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
-from rich.console import Console
 from rich.table import Table
 
-from bench.common import percentiles, table, time_async, time_sync
+from bench.common import console, goal, percentiles, table, time_async, time_sync
 from runtime.core.call import CallContext, request_context
 from runtime.core.state import StateDir
 from runtime.modules import ModuleSet, register_module
@@ -178,7 +177,8 @@ async def main() -> None:
         summary.add_row(f"calls/s ({CONCURRENCY} callers)", f"{base_rate:.0f}", f"{gati_rate:.0f}", f"{gati_rate / base_rate:.2f}x", "(higher is better)")
         b, g = statistics.median(bare_cold), statistics.median(gati_cold)
         summary.add_row(f"cold start, median of {COLD} (ms)", f"{b * 1e3:.0f}", f"{g * 1e3:.0f}", f"{g / b:.2f}x", "<= 1.3x bare docker run")
-        Console().print(summary)
+        console.print(summary)
+        goal("container module call p50 vs bare grpc.aio", gati_p50 / base_p50, "<=", 1.2, f"{gati_p50 * 1e6:.0f} vs {base_p50 * 1e6:.0f} µs")
         state.close()
     finally:
         client.close()

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import wasmtime
-from rich.console import Console
 from rich.table import Table
 
-from bench.common import goal, percentiles, table
+from bench.common import console, goal, percentiles, table
 from runtime.core.call import CallContext, request_context
 from runtime.core.state import StateDir
 from runtime.modules import ModuleSet, register_module
@@ -237,7 +236,7 @@ def main() -> None:
     for name, us in layer_us.items():
         t.add_row(name, f"{us:.1f}", f"{us - previous:+.1f}")
         previous = us
-    Console().print(t)
+    console.print(t)
 
     p50 = {name: s["p50"] * 1e6 for name, s in stats.items()}
     gati = p50["gctx.modules.greet.hello"]
