@@ -1,9 +1,9 @@
 """`gati serve --workers N` against bare aiohttp served by N processes the same way (SO_REUSEPORT),
 and N workers against one, for the handler that calls the WASM module greet.hello.
 
-Each server is a process tree of its own: `gati serve PROJECT --workers N` as a user runs it,
-and a bare aiohttp JSON handler in N processes with reuse_port (both log their access lines,
-to /dev/null). Load: `wrk` (Debian package wrk), 127.0.0.1 only, fixed duration, rounds
+Each server is a process tree of its own: `gati serve PROJECT --workers N --no-access-log` as a
+user runs it, and a bare aiohttp JSON handler in N processes with reuse_port, run as
+web.run_app runs it (no logging set up, so no access lines either). Load: `wrk` (Debian package wrk), 127.0.0.1 only, fixed duration, rounds
 alternating between the targets. Beside requests/s, the servers' CPU time per request (their
 processes' user + system time from /proc, during the round).
 Goals (issue 11): 2 workers >= 1.7x one worker; gati N workers >= 0.5x bare aiohttp N workers.
@@ -31,14 +31,13 @@ WORKERS = max(2, len(os.sched_getaffinity(0)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 BARE_SERVER = '''
-import logging, multiprocessing, sys
+import multiprocessing, sys
 from aiohttp import web
 
 async def hello(request):
     return web.json_response({"message": f"hello, {request.match_info['name']}"})
 
 def serve(port):
-    logging.basicConfig(level=logging.INFO)  # access lines, as gati serve writes them
     app = web.Application()
     app.router.add_get("/greet/{name}", hello)
     web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None)
@@ -121,7 +120,7 @@ async def main() -> None:
     bare_script = tmp / "bare_server.py"
     bare_script.write_text(BARE_SERVER)
     env = {**os.environ, "GATI_HOME": str(tmp / "state"), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    gati = [sys.executable, "-m", "runtime.cli.main", "serve", str(project), "--host", "127.0.0.1"]
+    gati = [sys.executable, "-m", "runtime.cli.main", "serve", str(project), "--host", "127.0.0.1", "--no-access-log"]
     targets: list[Target] = []
     try:
         for name, count, is_gati in [

@@ -201,3 +201,17 @@ def test_registering_the_same_module_again_changes_nothing(state):
     again = register_module(state, PROBE)
     assert again == first and state.registry.get("probe") == first
     assert len(state.registry.versions("probe")) == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_access_lines_are_logged_unless_turned_off(project, tmp_path, workers):
+    outputs = {}
+    for flag in ("--access-log", "--no-access-log"):
+        server = Server(project, tmp_path / "home", "--workers", workers, flag)
+        try:
+            server.wait_serving()
+            await put_all(server.port, [f"{flag}-{i}" for i in range(3)])
+        finally:
+            outputs[flag] = server.stop()
+    assert '"GET /put/--access-log-0 HTTP/1.1" 200' in outputs["--access-log"]
+    assert "GET /put/" not in outputs["--no-access-log"]

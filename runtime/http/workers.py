@@ -43,6 +43,11 @@ RESTART_PAUSE_S = 1.0  # between a worker's death and its replacement, so a cras
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
 
 
+def access_log_options(on: bool) -> dict:
+    """web.run_app's access-log arguments: a line per request, or none (access_log=None)."""
+    return {"access_log_format": ACCESS_LOG_FORMAT} if on else {"access_log": None}
+
+
 class Stop(Exception):
     """SIGTERM reached the parent: stop like Ctrl+C."""
 
@@ -52,7 +57,7 @@ def default_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def serve_workers(directory: Path, host: str, port: int, count: int, ready: Callable[[int], None]) -> None:
+def serve_workers(directory: Path, host: str, port: int, count: int, ready: Callable[[int], None], *, access_log: bool = True) -> None:
     """Serve with `count` worker processes until Ctrl+C or SIGTERM; ready(port) once all of them serve.
 
     Raises OSError when the port cannot be bound, the worker's GatiError when the project cannot start."""
@@ -62,9 +67,9 @@ def serve_workers(directory: Path, host: str, port: int, count: int, ready: Call
     workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        workers.append(_start(spawn, directory, host, port))
+        workers.append(_start(spawn, directory, host, port, access_log))
         _await_ready(*workers[0])  # alone first: it registers the modules, and a broken project fails once
-        workers.extend(_start(spawn, directory, host, port) for _ in range(count - 1))
+        workers.extend(_start(spawn, directory, host, port, access_log) for _ in range(count - 1))
         for worker in workers[1:]:
             _await_ready(*worker)
         ready(port)
@@ -75,7 +80,7 @@ def serve_workers(directory: Path, host: str, port: int, count: int, ready: Call
                     log.error("worker pid %s exited with code %s; starting another", process.pid, process.exitcode)
                     conn.close()
                     time.sleep(RESTART_PAUSE_S)
-                    workers[i] = _start(spawn, directory, host, port)
+                    workers[i] = _start(spawn, directory, host, port, access_log)
                     _await_ready(*workers[i])
     except (KeyboardInterrupt, Stop):
         pass
@@ -99,10 +104,10 @@ def reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _start(spawn, directory: Path, host: str, port: int):
+def _start(spawn, directory: Path, host: str, port: int, access_log: bool):
     """Start one worker process; returns it with the end of the pipe on which it says "ready" (or why not)."""
     parent_conn, child_conn = spawn.Pipe(duplex=False)
-    process = spawn.Process(target=_worker, args=(str(directory), host, port, os.getpid(), child_conn), name="gati-worker")
+    process = spawn.Process(target=_worker, args=(str(directory), host, port, access_log, os.getpid(), child_conn), name="gati-worker")
     process.start()
     child_conn.close()
     return process, parent_conn
@@ -151,7 +156,7 @@ def _raise_stop(signum, frame) -> None:
 # in the worker process ------------------------------------------------------------------------
 
 
-def _worker(directory: str, host: str, port: int, parent: int, conn: Connection) -> None:
+def _worker(directory: str, host: str, port: int, access_log: bool, parent: int, conn: Connection) -> None:
     _die_with(parent)
     # Ctrl+C reaches the whole process group; until aiohttp installs its own handlers (graceful
     # exit), a worker ignores it and lets the parent stop it, so no start-up is cut with a traceback.
@@ -160,7 +165,7 @@ def _worker(directory: str, host: str, port: int, parent: int, conn: Connection)
     try:
         application = build_app(directory)
         web.run_app(
-            application, host=host, port=port, reuse_port=True, access_log_format=ACCESS_LOG_FORMAT,
+            application, host=host, port=port, reuse_port=True, **access_log_options(access_log),
             print=lambda _: conn.send(("ready", os.getpid())),
         )
     except GatiError as exc:
