@@ -54,7 +54,8 @@ class Stop(Exception):
 
 def default_count() -> int:
     """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    return len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every core counts
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def serve_workers(directory: Path, host: str, port: int, count: int, ready: Callable[[int], None], *, access_log: bool = True) -> None:

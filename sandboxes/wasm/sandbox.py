@@ -119,6 +119,7 @@ class WasmSandbox:
         try:
             return self._run_in(store, method, state, timeout_s)
         finally:
+            state.memory = None  # it points into the store: nothing may read it once the store is gone
             store.close()
 
     def _run_in(self, store: capi.Store, method: str, state: abi.CallState, timeout_s: float) -> bytes:
@@ -143,8 +144,8 @@ class WasmSandbox:
                 instance.call_void(instance.func(b"_initialize"))
             status = instance.call_i32(instance.func(self._methods[method]))
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            if isinstance(state.exception, GatiError):
-                raise state.exception from None
+            if isinstance(state.exception, GatiError) or not isinstance(state.exception, (Exception, type(None))):
+                raise state.exception from None  # a host call's own error, or Ctrl+C / SystemExit, as raised
             if not state.committed and getattr(exc, "trap_code", None) == wasmtime.TrapCode.INTERRUPT:
                 raise _Outgrown from None  # not a limit hit: the call moves to a worker
             error, hit = self._classify(state.exception or exc, method, timeout_s, store, instance)
