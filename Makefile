@@ -34,6 +34,7 @@ proto: venv
 	$(PY) proto/generate.py
 
 bench: setup
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench
 
 clean:
