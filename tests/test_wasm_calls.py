@@ -49,24 +49,26 @@ async def call(manager, method):
     return await manager.call("cells", method, None, ctx=CTX)
 
 
-def logged_on(caplog) -> int:
-    [record] = [r for r in caplog.records if "hello from cells" in r.getMessage()]
-    return record.thread
+def logged_on(caplog) -> set[int]:
+    """The threads the module's log lines were written on."""
+    return {r.thread for r in caplog.records if "hello from cells" in r.getMessage()}
 
 
 async def test_a_short_call_runs_on_the_event_loop_thread(state, manager, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="gati.module")
     register(state, tmp_path)
-    assert await call(manager, "log") is True
-    assert logged_on(caplog) == threading.get_ident()
+    # Several calls: on a busy machine one may be descheduled past its 10 ms budget before it
+    # logs, and so move to a worker; the next short call is back on the loop.
+    assert [await call(manager, "log") for _ in range(5)] == [True] * 5
+    assert threading.get_ident() in logged_on(caplog)
 
 
 async def test_a_module_granted_egress_runs_on_a_worker(state, manager, tmp_path, caplog):
     # Its host calls wait for the event loop, which an inline call would be holding.
     caplog.set_level(logging.INFO, logger="gati.module")
     register(state, tmp_path, granted_egress)
-    assert await call(manager, "log") is True
-    assert logged_on(caplog) != threading.get_ident()
+    assert [await call(manager, "log") for _ in range(5)] == [True] * 5
+    assert threading.get_ident() not in logged_on(caplog)
 
 
 @pytest.mark.parametrize("edit", [None, granted_egress], ids=["inline", "worker"])
