@@ -97,53 +97,65 @@ class Store:
             self.ptr = self.ctx = None
 
 
-class Instance:
-    """An instance in a Store: its exports by name, each looked up when first asked for."""
+# One buffer per instance holds every C structure a call needs, at fixed offsets: the instance,
+# the trap slot, the looked-up function and memory, and the call's value. One allocation per
+# call instead of five, and no ctypes object per structure.
+_AT_TRAP = (ctypes.sizeof(ffi.wasmtime_instance_t) + 7) // 8 * 8
+_AT_FUNC = _AT_TRAP + 8
+_AT_MEMORY = _AT_FUNC + ctypes.sizeof(ffi.wasmtime_extern_t)
+_AT_VALUE = _AT_MEMORY + ctypes.sizeof(ffi.wasmtime_extern_t)
+_SIZE = _AT_VALUE + _VAL
+_U64 = struct.Struct("<Q")
 
-    __slots__ = ("store", "_raw", "_trap")
+
+class Instance:
+    """An instance in a Store, and the memory and functions of it a call uses."""
+
+    __slots__ = ("store", "_buffer", "_at")
 
     def __init__(self, pre: int, store: Store):
         self.store = store
-        self._raw = ffi.wasmtime_instance_t()
-        self._trap = c_void_p()
-        error = _instantiate(pre, store.ctx, ctypes.addressof(self._raw), ctypes.addressof(self._trap))
-        _raise(error, self._trap.value)
+        self._buffer = ctypes.create_string_buffer(_SIZE)
+        self._at = at = ctypes.addressof(self._buffer)
+        error = _instantiate(pre, store.ctx, at, at + _AT_TRAP)
+        _raise(error, _U64.unpack_from(self._buffer, _AT_TRAP)[0])
 
-    def export(self, name: bytes, kind: int) -> ffi.wasmtime_extern_t | None:
-        item = ffi.wasmtime_extern_t()
-        if not _export_get(self.store.ctx, ctypes.addressof(self._raw), name, len(name), ctypes.addressof(item)) or item.kind != kind:
+    def func(self, name: bytes) -> int:
+        """The address of the function export `name` (valid until the next func()), or 0."""
+        at = self._at + _AT_FUNC
+        if not _export_get(self.store.ctx, self._at, name, len(name), at) or self._buffer[_AT_FUNC][0] != _KIND_FUNC:
+            return 0
+        return at + _OF
+
+    def memory(self) -> "Memory | None":
+        at = self._at + _AT_MEMORY
+        if not _export_get(self.store.ctx, self._at, b"memory", 6, at) or self._buffer[_AT_MEMORY][0] != _KIND_MEMORY:
             return None
-        return item
+        return Memory(self.store.ctx, at + _OF, self._buffer)
 
-    def func(self, name: bytes) -> ffi.wasmtime_extern_t | None:
-        return self.export(name, _KIND_FUNC)
-
-    def memory(self) -> ffi.wasmtime_extern_t | None:
-        return self.export(b"memory", _KIND_MEMORY)
-
-    def call_i32(self, func: ffi.wasmtime_extern_t) -> int:
+    def call_i32(self, func: int) -> int:
         """Call a () -> i32 export (its type was checked when the module was prepared)."""
-        values = (ffi.wasmtime_val_raw_t * 1)()
-        error = _call_unchecked(self.store.ctx, ctypes.addressof(func) + _OF, ctypes.addressof(values), 1, ctypes.addressof(self._trap))
-        _raise(error, self._trap.value)
-        return values[0].i32
+        self._call(func, 1)
+        return _I32.unpack_from(self._buffer, _AT_VALUE)[0]
 
-    def call_void(self, func: ffi.wasmtime_extern_t) -> None:
+    def call_void(self, func: int) -> None:
         """Call a () -> () export (_initialize)."""
-        values = (ffi.wasmtime_val_raw_t * 1)()
-        error = _call_unchecked(self.store.ctx, ctypes.addressof(func) + _OF, ctypes.addressof(values), 0, ctypes.addressof(self._trap))
-        _raise(error, self._trap.value)
+        self._call(func, 0)
+
+    def _call(self, func: int, results: int) -> None:
+        at = self._at
+        error = _call_unchecked(self.store.ctx, func, at + _AT_VALUE, results, at + _AT_TRAP)
+        _raise(error, _U64.unpack_from(self._buffer, _AT_TRAP)[0])
 
 
 class Memory:
     """A linear memory, read and written in place; its base is asked for on each access (memory.grow may move it)."""
 
-    __slots__ = ("ctx", "_at", "_extern")
+    __slots__ = ("ctx", "_at", "_owner")
 
-    def __init__(self, ctx: int, extern: ffi.wasmtime_extern_t):
-        self.ctx = ctx
-        self._extern = extern  # _at points into it: it must live as long as this object
-        self._at = ctypes.addressof(extern) + _OF
+    def __init__(self, ctx: int, at: int, owner: object):
+        self.ctx, self._at = ctx, at
+        self._owner = owner  # what holds the wasmtime_memory_t at `at`: it must live as long as this object
 
     @classmethod
     def of_caller(cls, caller: int) -> "Memory | None":
@@ -151,7 +163,7 @@ class Memory:
         item = ffi.wasmtime_extern_t()
         if not _caller_export_get(caller, b"memory", 6, ctypes.addressof(item)) or item.kind != _KIND_MEMORY:
             return None
-        return cls(_caller_context(caller), item)
+        return cls(_caller_context(caller), ctypes.addressof(item) + _OF, item)
 
     def size(self) -> int:
         return _memory_size(self.ctx, self._at)

@@ -139,7 +139,7 @@ class WasmSandbox:
         instance = None
         try:
             instance = capi.Instance(self._pre_at, store)
-            state.memory = capi.Memory(store.ctx, instance.memory())
+            state.memory = instance.memory()
             if self._initialize:
                 instance.call_void(instance.func(b"_initialize"))
             status = instance.call_i32(instance.func(self._methods[method]))
@@ -223,7 +223,7 @@ class WasmSandbox:
     def _at_memory_limit(self, store, instance) -> bool:
         """Is the module's memory within one page of its limit (where a grow is refused)?"""
         memory = instance.memory() if instance is not None else None
-        return memory is not None and capi.Memory(store.ctx, memory).size() + 64 * 1024 > self.manifest.limits.memory_mb * MIB
+        return memory is not None and memory.size() + 64 * 1024 > self.manifest.limits.memory_mb * MIB
 
     def healthy(self) -> bool:
         return True
