@@ -14,7 +14,7 @@ import pytest
 
 from runtime.core.audit_log import read_events
 from runtime.core.call import CallContext
-from runtime.core.errors import MethodNotFound, ModuleBusy, ModuleTimeout
+from runtime.core.errors import BadPayload, MethodNotFound, ModuleBusy, ModuleTimeout
 from runtime.modules import register_module
 from runtime.modules.manager import ModuleManager
 from sandboxes.wasm import engine
@@ -137,3 +137,11 @@ async def test_a_full_instance_pool_refuses_the_call_as_busy(state, tmp_path, mo
     assert sorted(type(r).__name__ for r in results) == ["ModuleBusy", "ModuleTimeout", "ModuleTimeout"]
     [busy] = [r for r in results if isinstance(r, ModuleBusy)]
     assert "instance slot" in busy.message and "concurrency" in busy.fix
+
+
+async def test_nan_is_not_json_in_either_direction(state, manager, tmp_path):
+    register(state, tmp_path)
+    with pytest.raises(BadPayload, match="not JSON-compatible"):
+        await manager.call("cells", "leftovers", {"x": float("nan")}, ctx=CTX)
+    with pytest.raises(BadPayload, match="not JSON"):
+        await call(manager, "nan")

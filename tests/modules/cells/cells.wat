@@ -9,6 +9,7 @@
 ;; act_then_spin kv_put("cells", "n", "1"), then loops forever
 ;; egress        http_request to http://127.0.0.1:9/, outputs the status code
 ;; call          call("greet", "hello", {}), outputs the status code
+;; nan           outputs NaN (not JSON)
 ;; bad_type      takes an i32: not a method's type (a manifest that declares it is refused)
 (module
   (import "gati" "output" (func $output (param i32 i32)))
@@ -29,6 +30,7 @@
   (data (i32.const 112) "greet")                                        ;; 5
   (data (i32.const 120) "hello")                                        ;; 5
   (data (i32.const 128) "{}")                                           ;; 2
+  (data (i32.const 136) "NaN")                                          ;; 3
   ;; 256: the one-digit answer; 1024: the first page's cell
 
   (func $digit (param $n i32) (result i32)
@@ -67,6 +69,10 @@
 
   (func (export "call") (result i32)
     (call $digit (call $call (i32.const 112) (i32.const 5) (i32.const 120) (i32.const 5) (i32.const 128) (i32.const 2))))
+
+  (func (export "nan") (result i32)
+    (call $output (i32.const 136) (i32.const 3))
+    (i32.const 0))
 
   (func (export "bad_type") (param i32) (result i32)
     (i32.const 0))
