@@ -14,7 +14,7 @@ import pytest
 
 from runtime.core.audit_log import read_events
 from runtime.core.call import CallContext
-from runtime.core.errors import BadPayload, MethodNotFound, ModuleBusy, ModuleTimeout
+from runtime.core.errors import BadPayload, ManifestError, ModuleBusy, ModuleTimeout
 from runtime.modules import register_module
 from runtime.modules.manager import ModuleManager
 from sandboxes.wasm import engine
@@ -115,11 +115,15 @@ async def test_inline_modules_are_refused_egress_and_module_calls_without_waitin
     assert refused == [("egress", "deny"), ("module.call", "deny")]
 
 
-async def test_a_method_export_of_another_type_is_refused_at_start(state, manager, tmp_path):
-    register(state, tmp_path, lambda t: t + "\n[methods.bad_type]\n")
-    with pytest.raises(MethodNotFound, match="bad_type") as err:
-        await call(manager, "leftovers")
-    assert "() -> i32" in err.value.message and "docs/wasm-abi.md" in err.value.fix
+def test_an_initialize_export_of_another_type_is_refused_at_registration(state, tmp_path):
+    # gati calls _initialize unchecked (capi) before every method: its type is checked first.
+    target = tmp_path / "cells"
+    shutil.copytree(CELLS, target)
+    wat = target / "cells.wat"
+    wat.write_text(wat.read_text().replace('(func (export "nan")', '(func (export "_initialize") (param i32))\n  (func (export "nan")'))
+    with pytest.raises(ManifestError, match="_initialize") as err:
+        register_module(state, target)
+    assert "() -> ()" in err.value.message + (err.value.fix or "")
 
 
 async def test_a_full_instance_pool_refuses_the_call_as_busy(state, tmp_path, monkeypatch):

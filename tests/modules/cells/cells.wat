@@ -10,7 +10,6 @@
 ;; egress        http_request to http://127.0.0.1:9/, outputs the status code
 ;; call          call("greet", "hello", {}), outputs the status code
 ;; nan           outputs NaN (not JSON)
-;; bad_type      takes an i32: not a method's type (a manifest that declares it is refused)
 (module
   (import "gati" "output" (func $output (param i32 i32)))
   (import "gati" "log" (func $log (param i32 i32 i32)))
@@ -72,8 +71,5 @@
 
   (func (export "nan") (result i32)
     (call $output (i32.const 136) (i32.const 3))
-    (i32.const 0))
-
-  (func (export "bad_type") (param i32) (result i32)
     (i32.const 0))
 )
