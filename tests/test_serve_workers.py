@@ -148,7 +148,7 @@ async def test_ctrl_c_stops_every_worker(project, tmp_path):
         output = server.stop(signal.SIGINT, group=True)
     assert server.proc.returncode == 0, output
     assert wait_gone({r["pid"] for r in replies})
-    assert "Traceback" not in output
+    assert "Traceback" not in output, output
 
 
 async def test_a_worker_that_dies_is_replaced(project, tmp_path):

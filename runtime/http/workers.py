@@ -158,16 +158,19 @@ def _raise_stop(signum, frame) -> None:
 
 
 def _worker(directory: str, host: str, port: int, access_log: bool, parent: int, conn: Connection) -> None:
-    _die_with(parent)
-    # Ctrl+C reaches the whole process group; until aiohttp installs its own handlers (graceful
-    # exit), a worker ignores it and lets the parent stop it, so no start-up is cut with a traceback.
+    # One stop, from the parent: Ctrl+C reaches the whole process group, and a second signal in
+    # the middle of the graceful shutdown the first began would cut it short. So a worker ignores
+    # SIGINT, and SIGTERM (the parent's, or the kernel's when the parent dies) starts aiohttp's
+    # graceful exit once; aiohttp's own handlers, which take both signals every time, stay off.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_gracefully)
+    _die_with(parent)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s")
     try:
         application = build_app(directory)
         web.run_app(
             application, host=host, port=port, reuse_port=True, **access_log_options(access_log),
-            print=lambda _: conn.send(("ready", os.getpid())),
+            print=lambda _: conn.send(("ready", os.getpid())), handle_signals=False,
         )
     except GatiError as exc:
         _tell(conn, ("error", exc.to_dict()))
@@ -179,6 +182,11 @@ def _worker(directory: str, host: str, port: int, access_log: bool, parent: int,
         log.exception("worker failed")
         _tell(conn, ("error", GatiError(f"a worker failed: {type(exc).__name__}: {exc}", fix="see the worker's log above").to_dict()))
         sys.exit(1)
+
+
+def _stop_gracefully(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once
+    raise web.GracefulExit()
 
 
 def _tell(conn: Connection, message) -> None:
