@@ -19,6 +19,7 @@ worker), /metrics, warm container instances.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import multiprocessing
@@ -163,11 +164,11 @@ def _worker(directory: str, host: str, port: int, access_log: bool, parent: int,
     # SIGINT, and SIGTERM (the parent's, or the kernel's when the parent dies) starts aiohttp's
     # graceful exit once; aiohttp's own handlers, which take both signals every time, stay off.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _stop_gracefully)
     _die_with(parent)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s")
     try:
         application = build_app(directory)
+        application.on_startup.append(_stop_gracefully_on_sigterm)
         web.run_app(
             application, host=host, port=port, reuse_port=True, **access_log_options(access_log),
             print=lambda _: conn.send(("ready", os.getpid())), handle_signals=False,
@@ -184,9 +185,16 @@ def _worker(directory: str, host: str, port: int, access_log: bool, parent: int,
         sys.exit(1)
 
 
-def _stop_gracefully(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once
-    raise web.GracefulExit()
+async def _stop_gracefully_on_sigterm(app: web.Application) -> None:
+    # On the loop, as aiohttp does it: a GracefulExit raised from a plain signal handler would
+    # burst out of whatever code it interrupted (a response being written) with a traceback.
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)  # once
+        raise web.GracefulExit()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
 
 
 def _tell(conn: Connection, message) -> None:
