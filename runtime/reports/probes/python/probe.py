@@ -1,15 +1,19 @@
 #!/usr/bin/python3
-"""The Python probe (the oci probe, and the native one through a symlink): each method attempts one thing and reports what happened, never raising.
+"""The Python probe: each method attempts one thing and reports what happened, never raising.
 
-Host-call methods follow the probe contract of runtime/reports/probes/wasm/probe.wat
-({"status": 0 ok | 1 denied | 2 not found | 3 error, "result": ...}); the others try
-to get out of the container directly and report the error the kernel gave.
+One source for every backend that runs a Python process: the oci and native probe folders
+link to it (probes/oci/probe.py, probes/native/probe.py), the audit's `--probe` and the
+backend conformance suite (tests/conformance) drive it. Host-call methods follow the probe
+contract of runtime/reports/probes/wasm/probe.wat ({"status": 0 ok | 1 denied | 2 not
+found | 3 error, "result": ...}); the others try to get out of the sandbox directly and
+report the error the kernel gave ({"ok": false, "error": "ENOENT", ...}).
 """
 
 import errno
 import os
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +29,7 @@ def host_call(fn):
     except CapabilityDenied as denied:
         return {"status": 1, "result": {"message": denied.message, **denied.details}}
     except HostError as err:
-        return {"status": 3, "result": {"code": err.code, "message": err.message}}
+        return {"status": 3, "result": {"code": err.code, "message": err.message, **err.details}}
     if value is None:
         return {"status": 2, "result": None}
     return {"status": 0, "result": value.decode() if isinstance(value, bytes) else value}
@@ -42,12 +46,22 @@ def echo(payload, ctx):
 
 @module.method
 def http(payload, ctx):
-    return host_call(lambda: ctx.host.http(payload.get("method", "GET"), payload["url"]))
+    def request():
+        reply = ctx.host.http(payload.get("method", "GET"), payload["url"])
+        return {**reply, "body": reply["body"].decode("utf-8", "replace")}  # as the wasm host answers
+
+    return host_call(request)
 
 
 @module.method
 def env(payload, ctx):
     return host_call(lambda: ctx.host.env(payload))
+
+
+@module.method
+def env_as(payload, ctx):
+    """The env host call presenting a call token of the test's choosing (another call's request id, say)."""
+    return host_call(lambda: ctx.host.for_call(payload["token"]).env(payload["name"]))
 
 
 @module.method
@@ -102,6 +116,49 @@ def sleep(payload, ctx):
     return {"slept": payload}
 
 
+PARKED = {}  # name -> threading.Event: calls (or threads) that wait until another call lets them go
+
+
+def _parked(name: str) -> threading.Event:
+    return PARKED.setdefault(name, threading.Event())
+
+
+@module.method
+def park(payload, ctx):
+    """Stay in flight until `unpark` names this payload (at most 10 s)."""
+    return {"released": _parked(payload).wait(10)}
+
+
+@module.method
+def unpark(payload, ctx):
+    _parked(payload).set()
+    return {"ok": True}
+
+
+LEFT_BEHIND = {}
+
+
+@module.method
+def leave_thread(payload, ctx):
+    """Start a thread that, once let go (`unpark "thread"`), asks the host for env `payload`, and return at once."""
+
+    def later():
+        _parked("thread").wait(10)
+        LEFT_BEHIND["outcome"] = host_call(lambda: ctx.host.env(payload))
+
+    LEFT_BEHIND["thread"] = threading.Thread(target=later)
+    LEFT_BEHIND["thread"].start()
+    return {"started": True}
+
+
+@module.method
+def left_thread_outcome(payload, ctx):
+    """Let the thread go and report what the host answered it."""
+    _parked("thread").set()
+    LEFT_BEHIND["thread"].join(10)
+    return LEFT_BEHIND.get("outcome")
+
+
 @module.method
 def crash(payload, ctx):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -131,6 +188,8 @@ def whoami(payload, ctx):
         "interfaces": sorted(name for _, name in socket.if_nameindex()),
         "pid1": open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode(),
         "environ": sorted(os.environ),
+        "pid": os.getpid(), "hostname": socket.gethostname(), "cwd": os.getcwd(),
+        "root": sorted(os.listdir("/")), "source": os.path.abspath(__file__),
     }
 
 
@@ -139,6 +198,15 @@ def tcp_out(payload, ctx):
     try:
         socket.create_connection((payload["host"], payload["port"]), timeout=2).close()
         return {"ok": True}
+    except OSError as exc:
+        return failure(exc)
+
+
+@module.method
+def resolve(payload, ctx):
+    """Ask DNS directly, as a client library would before connecting."""
+    try:
+        return {"ok": True, "addresses": sorted({info[4][0] for info in socket.getaddrinfo(payload, 80)})}
     except OSError as exc:
         return failure(exc)
 
@@ -179,6 +247,30 @@ def write_path(payload, ctx):
 @module.method
 def environ(payload, ctx):
     return {"present": payload in os.environ, "value": os.environ.get(payload)}
+
+
+@module.method
+def processes(payload, ctx):
+    """Every process this sandbox can see: pid -> command line."""
+    seen = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    seen[entry] = f.read().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                pass  # gone meanwhile
+    return seen
+
+
+@module.method
+def signal_pid(payload, ctx):
+    """Signal 0 (existence only) to a pid, e.g. the runtime's own."""
+    try:
+        os.kill(int(payload), 0)
+        return {"ok": True}
+    except OSError as exc:
+        return failure(exc)
 
 
 @module.method
