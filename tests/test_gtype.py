@@ -37,10 +37,6 @@ def scalar_types(draw):
     return GType(kind, constraints=tuple(sorted(c.items())))
 
 
-def _dict_kind(t):
-    return t.kind in ("object", "map")
-
-
 def _union(options):
     # at most one option per JSON kind, so a value belongs to one option (the validator's deep paths rely on it)
     seen, out = set(), []
