@@ -31,7 +31,8 @@ async def test_the_sandbox_shows_only_what_is_granted(state, manager, tmp_path):
     assert me["hostname"] == "gati" and me["cwd"] == "/" and me["source"] == "/app/probe.py"
     assert set(me["root"]) <= {"app", "bin", "data", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "run", "sbin", "tmp", "usr"}
     assert (await probe(manager, "read_path", "/data/hello.txt"))["data"] == (PROBE / "data" / "hello.txt").read_text()
-    assert (await probe(manager, "read_path", "/etc/passwd"))["error"] == "ENOENT"
+    for path in ("/etc/passwd", "/etc/shadow", "/root/.bashrc", os.path.expanduser("~")):  # the host's, not there at all
+        assert (await probe(manager, "read_path", path))["error"] == "ENOENT", path
 
 
 async def test_host_processes_are_invisible(state, manager, tmp_path):

@@ -6,7 +6,7 @@ import os
 
 from .backends import FILESYSTEM, needs
 
-ERRORS_NOT_THERE = ("ENOENT", "EISDIR", "EACCES")  # EACCES: the image's own /etc/shadow, not the host's
+ERRORS_NOT_THERE = ("ENOENT", "EISDIR")
 ERRORS_READ_ONLY = ("EROFS", "EACCES")
 
 
@@ -46,10 +46,13 @@ async def test_host_files_not_granted_are_not_there(install, tmp_path):
     (other.folder / "data" / "private.txt").write_text("another module's data")
     probe = install()
     assert (await probe("read_path", "/data/hello.txt"))["data"] == (probe.folder / "data" / "hello.txt").read_text()
-    for path in (str(secret), str(other.folder / "data" / "private.txt"), str(probe.folder / "module.toml"),
-                 os.path.expanduser("~"), "/root/.bashrc", "/etc/shadow"):
+    for path in (str(secret), str(other.folder / "data" / "private.txt"), str(probe.folder / "module.toml")):
         seen = await probe("read_path", path)
         assert seen["ok"] is False and seen["error"] in ERRORS_NOT_THERE, (path, seen)
+    # A container image has its own of these, unreadable to the module's user; elsewhere they are not there.
+    for path in ("/etc/shadow", os.path.expanduser("~"), "/root/.bashrc"):
+        seen = await probe("read_path", path)
+        assert seen["ok"] is False and seen["error"] in (*ERRORS_NOT_THERE, "EACCES"), (path, seen)
     assert probe.events() == []  # the kernel refused: nothing reached the runtime
 
 

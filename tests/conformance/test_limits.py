@@ -53,6 +53,8 @@ async def test_memory_past_the_limit_is_stopped(backend, install):
     assert "memory" in message, message
     pages = message.split("after ")[1].split()[0] if "after " in message else None  # wasm: memory.grow refused after N pages
     assert (pages is not None and int(pages) * 64 <= limit * 1024) or f"{limit}" in message, message
+    if isinstance(stopped.value, ModuleCrashed):  # stopped by the runtime, not given up by the module: it names the setting
+        assert "memory_mb" in f"{message} {stopped.value.fix}", stopped.value.to_dict()
     await probe.still_serving()
     if "memory" in backend.audited_limits:
         [stop] = probe.events("limit.memory")
