@@ -1,6 +1,6 @@
 """Limits every backend enforces: a deadline that really stops the work, memory, processes,
-a crash, back-pressure at the concurrency limit, oversized payloads. After each, the module
-serves the next call."""
+a crash, back-pressure at the concurrency limit, payload size. After each, the module serves
+the next call."""
 
 import asyncio
 
@@ -102,8 +102,10 @@ async def test_past_concurrency_and_queue_calls_are_refused_as_busy(install, ori
     await probe.still_serving()
 
 
-async def test_an_oversized_payload_is_refused_before_the_module_runs(install):
+async def test_payloads_round_trip_as_json_and_oversized_ones_are_refused_before_the_module_runs(install):
     probe = install()
+    value = {"a": [1, "b", None, 2.5, True], "é": {"nested": []}}
+    assert await probe("echo", value) == value
     with pytest.raises(BadPayload, match=f"over the {MAX_PAYLOAD_BYTES}-byte limit") as refused:
         await probe("echo", "x" * (MAX_PAYLOAD_BYTES + (1 << 20)))
     assert "send less per call" in refused.value.fix
