@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.core.audit_log import read_events
 from runtime.core.call import CallContext
 from runtime.core.errors import (
     BadPayload,
@@ -72,6 +73,8 @@ async def test_fuel_limit_stops_the_loop(state, manager, tmp_path):
     with pytest.raises(ModuleTimeout, match="fuel"):
         await probe(manager, "spin")
     assert await probe(manager, "echo", 2) == 2
+    [stop] = [e for e in read_events(state.audit_path) if e["capability"] == "limit.fuel"]
+    assert (stop["decision"], stop["target"], stop["grant"]) == ("deny", "spin: 100000 instructions", "raise [limits] fuel in module.toml")
 
 
 async def test_traps_errors_and_bad_output_are_typed(state, manager, tmp_path):

@@ -62,7 +62,7 @@ def process_workers(manager: ModuleManager) -> list[int]:
 
 
 BACKENDS = {
-    "wasm": Backend("wasm", lambda: None),
+    "wasm": Backend("wasm", lambda: None, audited_limits=frozenset({"timeout", "memory"})),
     "oci": Backend(
         "oci", oci.available, PYTHON_PROCESS,
         audited_limits=frozenset({"timeout", "memory"}),

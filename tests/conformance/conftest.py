@@ -63,7 +63,16 @@ class Probe:
         return self.manifest["limits"]
 
     def events(self, capability: str | None = None) -> list[dict]:
+        """Every audit record, of this module and any other."""
         return [e for e in read_events(self.state.audit_path) if capability is None or e["capability"] == capability]
+
+    def asked(self, capability: str | None = None) -> list[dict]:
+        """The records of what this test's calls asked for (not what the sandbox was handed at its start)."""
+        return [e for e in self.events(capability) if e["caller"] == CTX.caller]
+
+    def handed(self) -> list[dict]:
+        """The records of what the sandbox was handed at its start (its environment, its mounts)."""
+        return [e for e in self.events() if e["caller"] == f"module:{self.manifest['name']}" and not e["capability"].startswith("limit.")]
 
     async def still_serving(self) -> None:
         assert await self("echo", {"still": "serving"}) == {"still": "serving"}

@@ -14,9 +14,13 @@ async def test_only_declared_env_names_are_given_and_the_rest_refused(backend, i
         denied = await probe("env", name)
         assert denied["status"] == 1 and denied["result"]["capability"] == "env"
         assert denied["result"]["grant"] == f'[capabilities] env = ["{name}"]'
-    assert [(e["target"], e["decision"], e["request_id"]) for e in probe.events("env")] == [
+    assert [(e["target"], e["decision"], e["request_id"]) for e in probe.asked("env")] == [
         ("PROBE_ALLOWED", "allow", "req-conformance"), ("HOME", "deny", "req-conformance"), ("GATI_TEST_HIDDEN", "deny", "req-conformance"),
     ]
+    # What the sandbox was handed at start is audited like what the module asked for later; the wasm
+    # probe imports no WASI, so it is handed no environment.
+    handed_env = [(e["target"], e["decision"]) for e in probe.handed() if e["capability"] == "env"]
+    assert handed_env == ([("PROBE_ALLOWED", "allow")] if ENVIRON_LIST in backend.offers else [])
     if ENVIRON_LIST in backend.offers:  # its own environment holds the declared names and nothing of ours
         assert await probe("environ", "PROBE_ALLOWED") == {"present": True, "value": "yes"}
         assert await probe("environ", "GATI_TEST_HIDDEN") == {"present": False, "value": None}
@@ -25,5 +29,5 @@ async def test_only_declared_env_names_are_given_and_the_rest_refused(backend, i
         runtime_names = {n for n in names if n.startswith(("GATI_", "PYTHON")) or n.lower().endswith("_proxy")}
         assert names - runtime_names <= {"PROBE_ALLOWED"} | INTERPRETER_NAMES | backend.own_environ, names
         assert "GATI_TEST_HIDDEN" not in names and not any(n.startswith("GATI_SECRET") for n in names)
-        assert len(probe.events("env")) == 3  # reading its own environment asks nothing of the host
+        assert len(probe.asked("env")) == 3  # reading its own environment asks nothing of the host
     assert verify(probe.state.audit_path).ok

@@ -25,11 +25,14 @@ async def test_a_granted_folder_is_readable_and_nothing_outside_it(backend, inst
         assert denied["status"] == 1 and denied["result"]["capability"] == "file.read", (path, denied)
     write = await probe("file_write", "/data/new.txt")
     assert write["status"] == 1 and write["result"]["grant"] == '[capabilities] files = { "data" = "rw" }'
-    assert [(e["capability"], e["decision"]) for e in probe.events()] == [("file.read", "allow")] + [("file.read", "deny")] * 4 + [("file.write", "deny")]
-    assert all(e["request_id"] == "req-conformance" and e["module"] == "probe" for e in probe.events())
+    assert [(e["capability"], e["decision"]) for e in probe.asked()] == [("file.read", "allow")] + [("file.read", "deny")] * 4 + [("file.write", "deny")]
+    assert all(e["request_id"] == "req-conformance" and e["module"] == "probe" for e in probe.asked())
+    # The folder bound into a sandbox at start is audited as a mount (the wasm probe, without WASI, gets none).
+    mounts = [(e["target"], e["decision"], e["rule"]) for e in probe.handed() if e["capability"] == "file.mount"]
+    assert mounts == ([("/data", "allow", '"data" = "ro"')] if FILESYSTEM in backend.offers else [])
 
     if FILESYSTEM in backend.offers:  # and directly: the kernel refuses, so nothing reaches the audit log
-        before = len(probe.events())
+        before = len(probe.asked())
         assert (await probe("read_path", "/data/hello.txt"))["data"] == hello
         for path in (str(secret), str(other), str(probe.folder / "module.toml")):
             seen = await probe("read_path", path)
@@ -43,7 +46,7 @@ async def test_a_granted_folder_is_readable_and_nothing_outside_it(backend, inst
             refused = await probe("write_path", path)
             assert refused["ok"] is False and refused["error"] in ERRORS_READ_ONLY, (path, refused)
         assert (await probe("write_path", "/tmp/scratch.txt"))["ok"] is True  # its own small tmpfs
-        assert len(probe.events()) == before
+        assert len(probe.asked()) == before
     assert not (probe.folder / "data" / "new.txt").exists()
     await probe.still_serving()
 
@@ -57,4 +60,4 @@ async def test_an_rw_grant_is_writable(backend, install):
         assert (await probe("write_path", "/data/direct.txt"))["ok"] is True
         assert (probe.folder / "data" / "direct.txt").read_text() == "written by probe\n"
         assert (await probe("write_path", "/new.txt"))["error"] in ERRORS_READ_ONLY  # only the grant
-    assert [(e["capability"], e["decision"]) for e in probe.events()] == [("file.write", "allow")]
+    assert [(e["capability"], e["decision"]) for e in probe.asked()] == [("file.write", "allow")]

@@ -16,7 +16,7 @@ async def test_secrets_and_kv_stores_only_as_declared(install, monkeypatch):
     assert probe.state.kv.get("probe", "k") == b"v1"
     for method, target in (("kv_get", "elsewhere/k"), ("kv_put", "elsewhere/k=v")):
         assert (await probe(method, target))["status"] == 1
-    assert [(e["capability"], e["decision"]) for e in probe.events()] == [
+    assert [(e["capability"], e["decision"]) for e in probe.asked()] == [
         ("secret", "allow"), ("secret", "deny"), ("kv.read", "allow"), ("kv.write", "allow"), ("kv.read", "allow"),
         ("kv.read", "deny"), ("kv.write", "deny"),
     ]

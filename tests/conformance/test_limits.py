@@ -42,6 +42,7 @@ async def test_a_method_past_its_deadline_is_stopped(backend, install):
     if "timeout" in backend.audited_limits:
         [stop] = probe.events("limit.timeout")
         assert (stop["decision"], stop["target"], stop["request_id"]) == ("deny", "spin: 300 ms", "req-conformance")
+        assert stop["grant"] == "raise [methods.spin] timeout_ms in module.toml"
 
 
 async def test_memory_past_the_limit_is_stopped(backend, install):
@@ -59,6 +60,7 @@ async def test_memory_past_the_limit_is_stopped(backend, install):
     if "memory" in backend.audited_limits:
         [stop] = probe.events("limit.memory")
         assert (stop["decision"], stop["target"], stop["module"]) == ("deny", f"{limit} MB", "probe")
+        assert stop["grant"] == "raise [limits] memory_mb in module.toml"
 
 
 @needs(PROCESSES)
@@ -71,6 +73,7 @@ async def test_a_fork_bomb_stops_at_the_process_limit(backend, install):
     if "processes" in backend.audited_limits:
         [event] = probe.events("limit.processes")
         assert (event["decision"], event["target"], event["request_id"]) == ("deny", f"{limit} processes", "req-conformance")
+        assert event["grant"] == "raise [limits] processes in module.toml"
 
 
 async def test_a_crash_fails_the_call_and_the_next_call_works(install):
