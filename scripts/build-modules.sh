@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Build every module of the repo that has a build step: WebAssembly, Go, Node (called by `make modules`).
 #
-#   sample_modules/*/build.sh, tests/modules/*/build.sh
+#   sample_modules/*/build.sh
 #       run with PYTHON set, unless the module's artifact ([artifact] path in its
 #       module.toml) is newer than every file of the module outside build/
-#   tests/modules/*.wat
-#       compiled to tests/modules/build/NAME.wasm (wasmtime-py's wat2wasm, then
-#       validated) unless that file is newer than the .wat
+#
+# (WAT modules need no build: wasmtime reads WAT directly, e.g. runtime/reports/probes/wasm.)
 #
 # Fast and idempotent: a second run with nothing changed builds nothing.
 # FORCE=1 rebuilds everything. PYTHON defaults to the repo's .venv python, which
@@ -46,7 +45,7 @@ up_to_date() {
     [ -z "$(find "$dir" -path "$dir/build" -prune -o -type f -newer "$out" -print -quit)" ]
 }
 
-for script in sample_modules/*/build.sh tests/modules/*/build.sh; do
+for script in sample_modules/*/build.sh; do
     [ -f "$script" ] || continue
     dir="$(dirname "$script")"
     out=""
@@ -62,48 +61,6 @@ for script in sample_modules/*/build.sh tests/modules/*/build.sh; do
         failed+=("$dir")
     fi
 done
-
-wats=()
-for wat in tests/modules/*.wat; do
-    [ -f "$wat" ] || continue
-    out="tests/modules/build/$(basename "${wat%.wat}").wasm"
-    if [ "${FORCE:-0}" != 1 ] && [ -f "$out" ] && [ "$out" -nt "$wat" ]; then
-        skipped=$((skipped + 1))
-    else
-        wats+=("$wat")
-    fi
-done
-if [ "${#wats[@]}" -gt 0 ]; then
-    mkdir -p tests/modules/build
-    echo "build-modules: ${wats[*]}"
-    if "$PYTHON" - "${wats[@]}" <<'PY'
-import os, sys
-try:
-    import wasmtime
-except ImportError:
-    sys.exit(f"build-modules: error: wasmtime-py is not installed for {sys.executable} (run 'make venv')")
-engine, bad = wasmtime.Engine(), 0
-for wat in sys.argv[1:]:
-    out = os.path.join(os.path.dirname(wat), "build", os.path.basename(wat)[:-4] + ".wasm")
-    try:
-        wasm = wasmtime.wat2wasm(open(wat, encoding="utf-8").read())
-        wasmtime.Module(engine, wasm)  # validates
-    except Exception as exc:
-        print(f"build-modules: error: {wat}: {exc}", file=sys.stderr)
-        bad += 1
-        continue
-    with open(out + ".tmp", "wb") as f:
-        f.write(wasm)
-    os.replace(out + ".tmp", out)
-    print(f"built {out} ({len(wasm)} bytes)")
-sys.exit(1 if bad else 0)
-PY
-    then
-        built=$((built + ${#wats[@]}))
-    else
-        failed+=("tests/modules/*.wat")
-    fi
-fi
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "build-modules: FAILED: ${failed[*]}" >&2

@@ -12,7 +12,7 @@ from runtime.core.state import StateDir
 from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "tests" / "modules" / "native_probe"
+PROBE = ROOT / "runtime" / "reports" / "probes" / "native"  # the one Python probe (runtime/reports/probes/python)
 SHORTLINK = ROOT / "sample_modules" / "shortlink-go"
 LINKCHECK = ROOT / "sample_modules" / "linkcheck-py"
 CTX = CallContext(request_id="req-n1", trace_id="trace-n1", caller="test")

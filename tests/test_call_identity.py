@@ -1,6 +1,6 @@
 """Every host request and proxy request is recorded under the call that made it, or refused.
 
-A native module (tests/modules/native_probe, in real bubblewrap) serves several calls at
+A native module (runtime/reports/probes/native, in real bubblewrap) serves several calls at
 once through one host socket and one egress proxy. Each call is named by the token the
 module received with it (sandboxes/process/call_tokens.py); nothing is attributed by the
 request id a module sends, and nothing by guessing which call is in flight.
@@ -44,10 +44,10 @@ async def test_a_module_naming_another_calls_request_id_gets_nothing_recorded_un
     parked = asyncio.create_task(manager.call("probe", "park", "a", ctx=call("req-a")))
     try:
         await wait_until(lambda: in_flight(manager) == 1, "call req-a in flight")
-        named = await manager.call("probe", "host_env_as", {"name": "PROBE_ALLOWED", "token": "req-a"}, ctx=call("req-b"))
-        assert named == {"ok": False, "error": "call_token_refused", "reason": "unknown call token"}
-        own = await manager.call("probe", "host_env", "PROBE_ALLOWED", ctx=call("req-b"))
-        assert own == {"ok": True, "value": "yes"}
+        named = await manager.call("probe", "env_as", {"name": "PROBE_ALLOWED", "token": "req-a"}, ctx=call("req-b"))
+        assert named["status"] == 3 and (named["result"]["code"], named["result"]["reason"]) == ("call_token_refused", "unknown call token")
+        own = await manager.call("probe", "env", "PROBE_ALLOWED", ctx=call("req-b"))
+        assert own == {"status": 0, "result": "yes"}
     finally:
         await manager.call("probe", "unpark", "a", ctx=call("req-c"))
         assert (await parked)["released"]
@@ -60,7 +60,8 @@ async def test_a_thread_left_behind_by_a_finished_call_is_refused(state, manager
     assert await manager.call("probe", "leave_thread", "PROBE_ALLOWED", ctx=call("req-left")) == {"started": True}
     # Another call is in flight while the thread asks: it must not be taken for that one.
     outcome = await manager.call("probe", "left_thread_outcome", None, ctx=call("req-now"))
-    assert outcome == {"ok": False, "error": "call_token_refused", "reason": "the call this token was issued to has ended"}
+    assert outcome["status"] == 3 and outcome["result"]["code"] == "call_token_refused"
+    assert outcome["result"]["reason"] == "the call this token was issued to has ended"
     [refused] = asked(state, "env")
     assert (refused["decision"], refused["request_id"], refused["target"]) == ("deny", "req-left", "PROBE_ALLOWED")
     assert refused["reason"] == "the call this token was issued to has ended"
@@ -78,7 +79,7 @@ async def test_plain_http_through_the_proxy_with_two_calls_in_flight_is_recorded
         return web.Response(text=request.path)
 
     port = await loopback_http(page)
-    register_module(state, install(tmp_path, PROBE, lambda t: t.replace("egress = []", f'egress = ["http://127.0.0.1:{port}"]')))
+    register_module(state, install(tmp_path, PROBE, lambda t: t.replace("egress = [", f'egress = ["http://127.0.0.1:{port}", ')))
     first = asyncio.create_task(manager.call("probe", "proxy_get", f"http://127.0.0.1:{port}/a", ctx=call("req-a")))
     await wait_until(lambda: arrived == ["/a"], "the first call's request at the origin")
     second = await manager.call("probe", "proxy_get", f"http://127.0.0.1:{port}/b", ctx=call("req-b"))

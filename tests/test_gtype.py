@@ -37,10 +37,6 @@ def scalar_types(draw):
     return GType(kind, constraints=tuple(sorted(c.items())))
 
 
-def _dict_kind(t):
-    return t.kind in ("object", "map")
-
-
 def _union(options):
     # at most one option per JSON kind, so a value belongs to one option (the validator's deep paths rely on it)
     seen, out = set(), []
@@ -113,7 +109,7 @@ def values(t: GType):
 # -- validation ------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_every_value_of_a_type_is_accepted(data):
     t = data.draw(gtypes())
@@ -149,7 +145,7 @@ def _locations(t: GType, v, path="$"):
                 yield loc if loc[2] is not None else (loc[0], loc[1], v, key)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_wrong_value_anywhere_is_rejected_with_its_path(data):
     t = data.draw(gtypes())
@@ -343,7 +339,7 @@ def _at_random_place(t: GType, data, change):
     return change(t, data)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_diff_classifies_widening_and_narrowing_changes(data):
     old = data.draw(gtypes(6))
@@ -358,7 +354,7 @@ def test_diff_classifies_widening_and_narrowing_changes(data):
         assert not diff(old, narrowed, role="response").breaking
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_non_breaking_verdict_is_never_wrong(data):
     """On any pair of types: non-breaking for requests means every old value still passes; for responses,

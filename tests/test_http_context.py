@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from runtime.http.context import GlobalContext, LocalContext, freeze
+from runtime.http.context import GlobalContext, LocalContext
+from runtime.http.frozen import freeze
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

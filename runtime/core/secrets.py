@@ -114,13 +114,6 @@ class Secrets:
         self._cache[name] = (now + self.ttl_s, value)
         return value
 
-    def forget(self, name: str | None = None) -> None:
-        """Drop one cached value (or all): the next get reads the providers."""
-        if name is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(name, None)
-
     def where(self, name: str) -> str:
         """How to provide name, for error messages."""
         ways = []

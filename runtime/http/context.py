@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Callable
 
+from runtime.http.frozen import freeze, read_only
 from runtime.http.hooks import as_hook
 from runtime.http.snapshot import Snapshot, task_state
 
@@ -43,73 +44,17 @@ TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9
 PHASES = ("received", "before", "handler", "after", "catch", "compensate", "responding", "cleanup", "done")
 
 
-def _read_only(what: str) -> TypeError:
-    return TypeError(f"{what} is read-only: it is shared by every request. Keep per-request state in lctx.set(key, value)")
-
-
-class FrozenMap(Mapping):
-    """A mapping nobody can change: gati.toml [config] as handlers see it."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping):
-        object.__setattr__(self, "_data", {k: freeze(v) for k, v in data.items()})
-
-    def __getitem__(self, key):
-        return self._data[key]
-
-    def __iter__(self):
-        return iter(self._data)
-
-    def __len__(self):
-        return len(self._data)
-
-    def __repr__(self):
-        return f"FrozenMap({self._data!r})"
-
-    def __setitem__(self, key, value):
-        raise _read_only("gctx.config")
-
-    def __setattr__(self, name, value):
-        raise _read_only("gctx.config")
-
-    __delitem__ = __setitem__
-    __delattr__ = __setattr__
-
-    def _refuse(self, *args, **kwargs):
-        raise _read_only("gctx.config")
-
-    update = setdefault = pop = popitem = clear = _refuse
-
-
-class FrozenList(tuple):
-    """A list nobody can change (a tuple whose write attempts say why they fail)."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args, **kwargs):
-        raise _read_only("gctx.config")
-
-    __setitem__ = __delitem__ = append = extend = insert = remove = pop = clear = sort = reverse = _refuse
-
-
-def freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return FrozenMap(value)
-    if isinstance(value, (list, tuple)):
-        return FrozenList(freeze(v) for v in value)
-    return value
-
-
 @dataclass(frozen=True)
-class Instance:
+class ServerInstance:
+    """This server process, as gctx.instance: an id of its own, when and where it started."""
+
     id: str
     started_at: float
     pid: int
     host: str
 
     @classmethod
-    def current(cls) -> "Instance":
+    def current(cls) -> "ServerInstance":
         return cls(uuid.uuid4().hex, time.time(), os.getpid(), socket.gethostname())
 
 
@@ -122,14 +67,14 @@ class GlobalContext:
         self,
         config: Mapping,
         modules: Any,
-        instance: Instance | None = None,
+        instance: ServerInstance | None = None,
         *,
         secrets: Any = None,
         metrics: Any = None,
         pubsub: Any = None,
     ):
         object.__setattr__(self, "config", freeze(config))
-        object.__setattr__(self, "instance", instance or Instance.current())
+        object.__setattr__(self, "instance", instance or ServerInstance.current())
         object.__setattr__(self, "modules", modules)
         object.__setattr__(self, "secrets", secrets)
         object.__setattr__(self, "metrics", metrics)
@@ -144,7 +89,7 @@ class GlobalContext:
         return await self.pubsub.subscribe(topic)
 
     def __setattr__(self, name, value):
-        raise _read_only("gctx")
+        raise read_only("gctx")
 
     __delattr__ = __setattr__
 
@@ -214,7 +159,7 @@ class LocalContext:
     # lifecycle events --------------------------------------------------------------------
 
     def emit(self, type: str, **fields: Any) -> None:
-        """Record a lifecycle event (hook:start, handler:end, alert, ...); it goes to the execution audit record."""
+        """Record a lifecycle event (hook:start, handler:end, alert, ...); it goes into the request's execution record."""
         event = {"type": type, "request_id": self.request_id, "ms": (time.monotonic() - self.started_at) * 1000, **fields}
         self.events.append(event)
         if log.isEnabledFor(logging.DEBUG):

@@ -6,25 +6,61 @@
      "events": [{"type": "hook:start", ...}, ...]}
 
 It answers "which code, at which version, ran for this request, and what happened in it".
-The capability audit log (runtime.core.audit_log: what modules may do and did) is a separate, hash-
-chained file. With [audit] snapshots = true each record also holds lctx's final snapshot.
+The audit log (runtime.core.audit_log: each capability decision of a module) is a separate,
+hash-chained file, and the audit reports (runtime.reports, `gati audit`) read that one, not
+this. With [audit] snapshots = true each record also holds lctx's final snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import msgspec
+from aiohttp import web
+
+from runtime.http.context import LocalContext
+from runtime.http.routing import Route
 
 FILE = "executions.jsonl"
 _encoder = msgspec.json.Encoder(enc_hook=repr)  # whatever is not JSON (a handler's odd event field) is kept as its repr
+log = logging.getLogger("gati.http")
 
 
-class ExecutionLog:
+def execution_record(request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, snapshot: bool) -> dict[str, Any]:
+    """The record of one request that reached a handler (the shape above)."""
+    record = {
+        "time": time.time(),
+        "request_id": lctx.request_id,
+        "trace_id": lctx.trace_id,
+        "method": request.method,
+        "path": request.path,
+        "route": route.pattern,
+        "handler": route.rel,
+        "version": route.version,
+        "handler_sha256": route.sha256,
+        "status": status,
+        "outcome": "ok" if not lctx.failed else "error",
+        "duration_ms": round(seconds * 1000, 3),
+        "principal": lctx.auth.subject if lctx.auth else None,
+        "events": lctx.events,
+    }
+    if snapshot:
+        try:
+            record["snapshot"] = lctx.snapshot()
+        except Exception:
+            log.exception("snapshot of request %s failed", lctx.request_id)
+    return record
+
+
+class ExecutionRecords:
+    """The file of execution records, appended to by every request of one app."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

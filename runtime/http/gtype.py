@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterable, Literal, Union, get_args, get_origin
 from runtime.core.errors import GatiError
 
 SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
-JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null", dict: "object", list: "array"}
 # Constraint names are JSON Schema's; the attribute names are what annotated_types and msgspec.Meta use.
 LOWER = {"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"}
 UPPER = {"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"}

@@ -38,7 +38,7 @@ class Ingress:
         headers = request.headers
         given = headers.get("X-Request-Id")
         # An id from outside is kept only behind a proxy we trust: anyone else could reuse one and
-        # make two requests look like one in logs and audit records.
+        # make two requests look like one in logs, the audit log and execution records.
         lctx = LocalContext(given if self.settings.trust_request_id else None, headers.get("traceparent"))
         if given and not self.settings.trust_request_id and REQUEST_ID_RE.match(given):
             lctx.client_request_id = given

@@ -21,7 +21,8 @@ A file exports `handler` and may declare (all optional):
     SECRETS = ["db_password"]        # what gctx.secrets.get may read here
 
 Files and folders starting with `_` or `.` are not routes. `hooks.py` at the project root
-holds the global hooks: BEFORE, AFTER, CATCH, STARTUP, SHUTDOWN and SECRETS.
+holds the global hooks: BEFORE, AFTER, CATCH, STARTUP, SHUTDOWN and SECRETS
+(runtime.http.project_hooks).
 Static segments win over parameters, and parameters over catch-alls, whatever the
 file names, so `users/me.py` answers /users/me and `users/[id].py` everything else.
 """
@@ -187,31 +188,8 @@ def import_file(file: Path, prefix: str = "gati_handlers") -> ModuleType:
     return module
 
 
-@dataclass(frozen=True)
-class ProjectHooks:
-    """hooks.py at the project root: hooks for every route, start-up and shutdown functions."""
-
-    hooks: HookSet = field(default_factory=HookSet)
-    startup: tuple[Callable[..., Any], ...] = ()  # fn(gctx), sync or async, in order, before the app is ready
-    shutdown: tuple[Callable[..., Any], ...] = ()  # fn(gctx), in reverse order, while the app stops
-    secrets: frozenset[str] = frozenset()  # granted to every request and to startup/shutdown
-
-
-def load_project_hooks(file: Path) -> ProjectHooks:
-    if not file.is_file():
-        return ProjectHooks()
-    module = import_file(file, "gati_project")
-    hooks = _hooks(module, file, "global")
-    lists = {}
-    for name in ("STARTUP", "SHUTDOWN"):
-        items = getattr(module, name, [])
-        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)) or not all(callable(f) for f in items):
-            raise RouteError(file, f"{name} = {items!r} is not a list of functions", f"e.g. {name} = [connect_db]; each takes (gctx)")
-        lists[name] = tuple(items)
-    return ProjectHooks(hooks, lists["STARTUP"], lists["SHUTDOWN"], _secrets(module, file))
-
-
-def _hooks(module: ModuleType, file: Path, level: str) -> HookSet:
+def declared_hooks(module: ModuleType, file: Path, level: str) -> HookSet:
+    """BEFORE, AFTER and CATCH of a handler file or of hooks.py, as hooks at level."""
     found = {}
     for name in ("BEFORE", "AFTER", "CATCH"):
         items = getattr(module, name, [])
@@ -224,7 +202,8 @@ def _hooks(module: ModuleType, file: Path, level: str) -> HookSet:
         raise RouteError(file, str(exc), "hooks take (req, res, gctx, lctx); catch hooks take (err, req, res, gctx, lctx)") from None
 
 
-def _secrets(module: ModuleType, file: Path) -> frozenset[str]:
+def declared_secrets(module: ModuleType, file: Path) -> frozenset[str]:
+    """SECRETS of a handler file or of hooks.py."""
     names = getattr(module, "SECRETS", [])
     if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
         raise RouteError(file, f"SECRETS = {names!r} is not a list of secret names", 'e.g. SECRETS = ["db_password"]')
@@ -280,13 +259,13 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
     request_type, response_type = _types(module, handler, file)
     return Route(
         pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank,
-        hooks=_hooks(module, file, "route"),
+        hooks=declared_hooks(module, file, "route"),
         request_type=request_type,
         response_type=response_type,
         auth=auth,
         rate_limit=rate,
         max_body_bytes=max_body,
-        secrets=_secrets(module, file),
+        secrets=declared_secrets(module, file),
         version=str(version),
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
         rel=str(file.relative_to(root)),

@@ -1,4 +1,7 @@
-"""Capability audits (`gati audit`): what each module may do, did do, tried to do, and proof it is enforced.
+"""The audit reports (`gati audit`): what each module may do, did do, tried to do, and proof it is enforced.
+
+They read the manifests and the audit log (runtime.core.audit_log), never the per-request
+execution records (runtime.http.executions).
 
 One concept per file:
     permissions  grants, the unit every audit speaks in, in plain words
@@ -7,8 +10,9 @@ One concept per file:
     findings     severity findings, each naming the manifest line and the fix
     learn        a least-privilege module.toml proposal, as a diff
     diff         the permission difference between two manifests or versions
-    probe        active verification: probe modules in each backend present
+    probe        active verification: probe modules in each backend present (probes/<kind>)
     report       assembles the above; table, JSON and SARIF output
-    cli          the typer app (`audit_app`)
-    http         the same report as an admin endpoint (`add_audit_routes`)
+    endpoint     the same report as an admin endpoint (`add_audit_routes`)
+
+The `gati audit` command itself is runtime/cli/audit.py.
 """

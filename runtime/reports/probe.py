@@ -2,7 +2,8 @@
 
 Each backend ships a probe module at runtime/reports/probes/<kind>/module.toml implementing
 the method contract at the top of runtime/reports/probes/wasm/probe.wat, and declaring the
-known [capabilities] below. For every such folder the runner registers the probe into a
+known [capabilities] below. (probes/python/ holds the one Python probe that the oci and
+native folders link to; with no module.toml of its own it is no backend.) For every such folder the runner registers the probe into a
 throwaway state directory, makes the same fixed list of attempts through the normal
 module client (so the real Host, Policy and sandbox are what answer), and compares
 expected with observed. A refusal only counts when the audit log recorded it.

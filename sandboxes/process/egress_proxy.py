@@ -23,7 +23,6 @@ from runtime.core.host import Host
 from sandboxes.process.call_tokens import CallTokenRefused, CallTokens
 
 PROXY_PORT = 3128
-MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 60.0
 
@@ -44,6 +43,7 @@ class EgressProxy:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            # The reader's limit (64 KiB) bounds the head: past it, readuntil raises LimitOverrunError.
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
             writer.close()

@@ -82,7 +82,9 @@ class Process(Protocol):
     async def kill(self) -> None: ...
 
 
-class Instance:
+class ModuleInstance:
+    """One running instance of a module: its sandboxed process, run directory, host service, egress proxy and client."""
+
     def __init__(self, sandbox: "ProcessSandbox", run_dir: Path):
         self.sandbox = sandbox
         self.run_dir = run_dir
@@ -136,7 +138,7 @@ class ProcessSandbox:
         self.manifest = registration.manifest
         self.name = self.manifest.name
         self.host = host
-        self.instances: list[Instance] = []
+        self.instances: list[ModuleInstance] = []
         self._lock = asyncio.Lock()
         self._failures = 0
         self._next_start = 0.0
@@ -194,7 +196,7 @@ class ProcessSandbox:
                 raise ModuleCrashed(f"{err.message}; {reason}", fix=err.fix, **err.details, exit=reason) from None
             raise
 
-    async def _pick(self) -> Instance:
+    async def _pick(self) -> ModuleInstance:
         live = [i for i in self.instances if i.alive]
         if len(live) < len(self.instances):
             for dead in set(self.instances) - set(live):
@@ -217,7 +219,7 @@ class ProcessSandbox:
                     await asyncio.sleep(delay)
                 run_dir = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix="i"))
                 run_dir.chmod(0o777)  # the module's unprivileged user creates its socket here
-                instance = Instance(self, run_dir)
+                instance = ModuleInstance(self, run_dir)
                 try:
                     await instance.start()
                 except GatiError:
@@ -225,7 +227,7 @@ class ProcessSandbox:
                     raise
                 self.instances.append(instance)
 
-    async def _retire(self, instance: Instance, crashed: bool) -> None:
+    async def _retire(self, instance: ModuleInstance, crashed: bool) -> None:
         """Stop an instance and start its replacement; after a crash, with backoff."""
         if instance in self.instances:
             self.instances.remove(instance)

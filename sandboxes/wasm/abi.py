@@ -17,7 +17,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Coroutine
 
 import wasmtime
@@ -42,7 +42,6 @@ class CallState:
     output: bytes | None = None
     error: str | None = None
     result: bytes = b""
-    logs: list[str] = field(default_factory=list)
     memory: capi.Memory | None = None  # the instance's memory, once its exports are known
     exception: BaseException | None = None  # raised by a host function; the call raises it
     # An inline call runs on the event loop under a short epoch budget and may be moved to a

@@ -1,1 +1,1 @@
-../oci/probe.py
+../python/probe.py

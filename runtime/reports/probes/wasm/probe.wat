@@ -26,6 +26,7 @@
 ;;                                      failed after N pages") and returns 1; a host
 ;;                                      that traps on a refused grow ends it as a trap
 ;; trap         ignored                 executes `unreachable`
+;; crash        ignored                 the same (the name every probe gives its crash)
 ;; fail         ignored                 error("probe failed on purpose"), returns 1
 ;; silent_fail  ignored                 returns 7 without calling error
 ;; bad_output   ignored                 outputs the non-JSON bytes `not json`
@@ -322,7 +323,7 @@
     (call $error (i32.const 512) (i32.sub (global.get $pos) (i32.const 512)))
     (i32.const 1))
 
-  (func (export "trap") (result i32)
+  (func (export "trap") (export "crash") (result i32)
     unreachable)
 
   (func (export "fail") (result i32)

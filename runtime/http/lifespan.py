@@ -1,0 +1,82 @@
+"""Start-up and shutdown of an app: what exists only while it runs.
+
+Start-up registers every module of the project (a broken manifest stops it), opens the state
+directory, the module manager, the pub/sub backend and the execution records, builds gctx and
+runs hooks.py's STARTUP functions; only then does /readyz answer 200. Shutdown runs SHUTDOWN in
+reverse and closes all of it, whatever failed before.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from runtime.core.audit_key import configured_key
+from runtime.core.secrets import SecretAccess
+from runtime.core.state import StateDir
+from runtime.http.appstate import RUNTIME, STATE
+from runtime.http.context import GlobalContext
+from runtime.http.executions import FILE as EXECUTIONS_FILE
+from runtime.http.executions import ExecutionRecords
+from runtime.http.pubsub import MemoryBus
+from runtime.http.pubsub_nats import NatsBus
+from runtime.modules import ModuleManager, ModuleSet, register_module
+
+log = logging.getLogger("gati.http")
+
+
+async def lifespan(app: web.Application):
+    """aiohttp cleanup context: start-up before the yield, shutdown after it."""
+    rt = app[RUNTIME]
+    project, s = rt.project, rt.project.settings
+    state = StateDir.open(project.dir, configured_key(s.audit.key_secret, rt.secrets))
+    try:
+        for module_dir in project.module_dirs():
+            register_module(state, module_dir)
+        manager = ModuleManager(state, egress_hosts=dict(s.egress.hosts), secrets=rt.secrets)
+        manager.observer = rt.metrics.module_call
+        rt.bus = await _bus(s.pubsub)
+    except BaseException:
+        state.close()
+        raise
+    rt.state, rt.manager = state, manager
+    app[STATE] = state
+    rt.executions = ExecutionRecords(state.path / EXECUTIONS_FILE) if s.audit.executions else None
+    rt.gctx = GlobalContext(s.config, ModuleSet(manager), secrets=SecretAccess(rt.secrets, rt.global_grant), metrics=rt.metrics, pubsub=rt.bus)
+    try:
+        for fn in rt.hooks.startup:
+            await _call(fn, rt.gctx)
+        rt.status = "ready"
+        yield
+    finally:
+        rt.status = "stopping"
+        for fn in reversed(rt.hooks.shutdown):
+            try:
+                await _call(fn, rt.gctx)
+            except Exception:
+                log.exception("shutdown function %s failed; the others still run", getattr(fn, "__name__", fn))
+        await rt.bus.close()
+        await manager.close()
+        if rt.executions:
+            rt.executions.close()
+        rt.metrics.shutdown()
+        state.close()
+
+
+async def draining(app: web.Application) -> None:
+    """aiohttp on_shutdown: readiness goes 503 before connections close."""
+    app[RUNTIME].status = "stopping"
+
+
+async def _bus(cfg) -> Any:
+    if cfg.backend == "nats":
+        return await NatsBus(cfg.url, queue_size=cfg.queue_size, prefix=cfg.subject_prefix).connect()
+    return MemoryBus(cfg.queue_size, cfg.publish_timeout_ms / 1000)
+
+
+async def _call(fn, *args) -> Any:
+    result = fn(*args)
+    return await result if inspect.isawaitable(result) else result

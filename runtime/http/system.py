@@ -1,0 +1,44 @@
+"""The routes every app serves beside its handlers: liveness, readiness and metrics.
+
+    [server] health_path  (default /healthz)   200 while the process runs
+    [server] ready_path   (default /readyz)    200 once started and every module and pub/sub is up, else 503
+    [server] metrics_path (default /metrics)   Prometheus text format (runtime.http.metrics)
+
+A path set to "" is not served; a path a handler file also claims stops start-up.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from runtime.http.appstate import Runtime
+from runtime.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from runtime.http.project import ProjectError
+
+
+def add_system_routes(app: web.Application, rt: Runtime) -> None:
+    server = rt.project.settings.server
+    taken = {r.pattern: r for r in rt.router.routes}
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(request: web.Request) -> web.Response:
+        modules = rt.manager.health() if rt.manager else {}
+        pubsub = "ok" if rt.bus is not None and rt.bus.healthy() else "down"
+        is_ready = rt.status == "ready" and pubsub == "ok" and "down" not in modules.values()
+        body = {"status": rt.status if rt.status != "ready" or is_ready else "degraded", "modules": modules, "pubsub": pubsub}
+        return web.json_response(body, status=200 if is_ready else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=rt.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    for key, path, view in (("health_path", server.health_path, health), ("ready_path", server.ready_path, ready), ("metrics_path", server.metrics_path, metrics)):
+        if not path:
+            continue
+        if path.rstrip("/") in taken:
+            raise ProjectError(
+                rt.project.dir / "gati.toml", f"server.{key}", f"{path} is also served by handlers/{taken[path.rstrip('/')].rel}",
+                f'rename the handler file, or set [server] {key} = "/another" (or "" to turn it off)',
+            )
+        app.router.add_get(path, view)
