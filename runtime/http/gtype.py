@@ -16,13 +16,17 @@ constraints from annotated_types (Ge, Gt, Le, Lt, MinLen, MaxLen, Len, Interval,
 or msgspec.Meta (ge, gt, le, lt, min_length, max_length, multiple_of, pattern).
 
 Objects are strict: a key the type does not name is an error, so a typo in a field name is
-reported instead of silently ignored. Values are the JSON kinds: bool is never an integer.
+reported instead of silently ignored. Values are the JSON kinds: bool is never an integer, and
+a number with no fraction (2.0) is an integer, as in JSON Schema. What `check` accepts is exactly
+what `json_schema()` accepts (tests/test_gtype_schema.py holds it for any type and value), except
+that a float `multipleOf` is checked with a tolerance (0.3 is a multiple of 0.1).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import re
 import types
@@ -31,6 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Union, get_args, get_origin
 
 from runtime.core.errors import GatiError
+from runtime.core.issues import Issue
+from runtime.core.issues import actual as _actual
+from runtime.core.issues import key_path as _key
+from runtime.core.issues import show as _show
 
 SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
 # Constraint names are JSON Schema's; the attribute names are what annotated_types and msgspec.Meta use.
@@ -45,16 +53,6 @@ class GTypeError(GatiError):
     """A type hint that cannot be a request or response type."""
 
     code = "gtype_invalid"
-
-
-@dataclass(frozen=True)
-class Issue:
-    path: str  # "$.user.tags[2]"
-    expected: str
-    actual: Any  # the offending value (scalars), or a short description of it
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "expected": self.expected, "actual": self.actual}
 
 
 class ValidationFailed(GatiError):
@@ -164,13 +162,18 @@ class GType:
             return v
         if kind == "literal":
             for lit in self.values:
-                if v == lit and type(v) is type(lit):
-                    return self.factory(v) if self.factory is not None else v
+                # 1.0 is the number 1 in JSON (and in JSON Schema's enum), never the boolean true
+                if v == lit and (type(v) is type(lit) or (type(v) is float and type(lit) is int)):
+                    return self.factory(lit) if self.factory is not None else lit
             issues.append(Issue(path, self.describe(), _actual(v)))
             return v
         if kind == "any":
             return v
         t = type(v)
+        if kind == "integer" and t is float and v.is_integer():
+            # JSON has one number type: 2.0 is the integer 2 (JSON Schema says so too), so a client's
+            # encoder writing "2.0" is not refused; the handler gets an int.
+            v, t = int(v), int
         ok = (
             (kind == "string" and t is str)
             or (kind == "integer" and t is int)
@@ -196,9 +199,12 @@ class GType:
             elif name == "exclusiveMaximum":
                 ok = measure < bound
             elif name == "multipleOf":
-                ok = math.isclose(measure / bound, round(measure / bound))
+                if type(measure) is int and type(bound) is int:
+                    ok = measure % bound == 0  # exact, however large
+                else:  # a float divisor: 0.3 is a multiple of 0.1 for people, if not in binary
+                    ok = math.isclose(measure / bound, round(measure / bound))
             elif name == "pattern":
-                ok = re.search(bound, v) is not None
+                ok = _regex(bound).search(v) is not None
             if not ok:
                 issues.append(Issue(path, self.describe(), _actual(v)))
                 return
@@ -349,25 +355,24 @@ def _flatten(metadata: Iterable[Any]) -> Iterable[Any]:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _key(path: str, key: Any) -> str:
-    return f"{path}.{key}" if isinstance(key, str) and _IDENT.match(key) else f"{path}[{key!r}]"
-
-
-def _actual(v: Any) -> Any:
-    if isinstance(v, dict):
-        return "an object"
-    if isinstance(v, list):
-        return f"an array of {len(v)}"
-    if isinstance(v, str) and len(v) > 80:
-        return v[:77] + "..."
-    return v if v is None or isinstance(v, (str, int, float, bool)) else type(v).__name__
-
-
-def _show(v: Any) -> str:
-    return v if isinstance(v, str) and v.startswith(("an ", "(missing)")) else repr(v)
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern:
+    """A JSON Schema pattern (ECMA-262) as a Python regex: `$` ends the text, as in JavaScript and in
+    the JSON Schema published for clients; Python's `$` would also match before a final newline."""
+    out, in_class, escaped = [], False, False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        elif ch == "$" and not in_class:
+            ch = r"\Z"
+        out.append(ch)
+    return re.compile("".join(out))
 
 
 def _kind_fits(t: GType, v: Any) -> bool:
