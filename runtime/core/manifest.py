@@ -15,6 +15,8 @@ the key, the problem and the fix; nothing else escapes `parse_manifest`. Each
 
     [methods.resize]
     timeout_ms = 2000
+    input = { type = "object", properties = { width = { type = "integer" } } }   # JSON Schema
+    output = "schemas/resize.out.json"                                          # or a file of it
 
     [capabilities]
     egress = ["https://api.example.com:443"]
@@ -35,10 +37,11 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
+from runtime.core import payload_schema
 from runtime.core.capabilities import egress, env, files, kv, modules, secrets
 from runtime.core.capabilities import limits as limits_unit
 from runtime.core.capabilities.egress import ALLOW_ALL
@@ -68,6 +71,11 @@ class Artifact(_Strict):
 class Method(_Strict):
     timeout_ms: int | None = None
     description: str = ""
+    # JSON Schema of the payload in and of the answer out (runtime.core.payload_schema): inline, or
+    # the path of a .json file next to module.toml, which load_manifest reads in (the registry keeps
+    # the schema itself, pinned like the artifact).
+    input: dict[str, Any] | str | None = None
+    output: dict[str, Any] | str | None = None
 
 
 class Capabilities(_Strict):
@@ -159,6 +167,7 @@ def load_manifest(path: str | Path) -> LoadedManifest:
     if not path.is_file():
         raise ManifestError(str(path), "(file)", "no such manifest", "point at a module directory holding module.toml")
     manifest = parse_manifest(path.read_bytes(), str(path))
+    manifest = _read_schema_files(manifest, str(path), path.parent.resolve())
     loaded = LoadedManifest(manifest, str(path.resolve()), str(path.parent.resolve()))
     _check_paths(loaded)
     return loaded
@@ -239,6 +248,8 @@ def _check_semantics(m: Manifest, file: str) -> None:
         if not METHOD_RE.fullmatch(method):
             raise bad(f"methods.{method[:64]}", "not a valid method name", "use letters, digits and _, starting with a letter (at most 64)")
         limits_unit.method_timeout(method, spec.timeout_ms, file)
+        for direction in ("input", "output"):
+            _check_schema_ref(getattr(spec, direction), file, f"methods.{method}.{direction}")
     caps = m.capabilities
     egress.check(caps.egress, file)
     files.check(caps.files, file)
@@ -247,6 +258,42 @@ def _check_semantics(m: Manifest, file: str) -> None:
     kv.check(caps.kv, file)
     modules.check(caps.modules, file)
     limits_unit.check(m.limits, file)
+
+
+def _check_schema_ref(schema: dict | str | None, file: str, key: str) -> None:
+    if schema is None:
+        return
+    if isinstance(schema, str):
+        if not schema.endswith(".json") or schema.startswith("/") or ".." in Path(schema).parts:
+            raise ManifestError(file, key, f"{schema!r} is not a .json file inside the module's folder", 'e.g. input = "schemas/resize.json", or the schema inline as a table')
+        return
+    problem = payload_schema.problem(schema)
+    if problem:
+        raise ManifestError(file, key, problem, "write JSON Schema (draft 2020-12), e.g. { type = \"object\", properties = { n = { type = \"integer\" } } }")
+
+
+def _read_schema_files(m: Manifest, file: str, base: Path) -> Manifest:
+    """Replace each schema file path by the schema it holds, so what is registered is the schema itself."""
+    methods = dict(m.methods)
+    for name, spec in m.methods.items():
+        for direction in ("input", "output"):
+            ref = getattr(spec, direction)
+            if not isinstance(ref, str):
+                continue
+            key = f"methods.{name}.{direction}"
+            target = (base / ref).resolve()
+            if not target.is_relative_to(base) or not target.is_file():
+                raise ManifestError(file, key, f"schema file {ref} does not exist in {base}", "create it, or write the schema inline")
+            schema, problem = payload_schema.parse_file(target.read_bytes())
+            if problem:
+                raise ManifestError(file, key, f"{ref}: {problem}", "the file must hold one JSON Schema as JSON")
+            try:
+                _check_schema_ref(schema, file, key)
+            except ManifestError as err:
+                raise ManifestError(file, key, f"{ref}: {err.details['problem']}", err.fix or "") from None
+            spec = msgspec.structs.replace(spec, **{direction: schema})
+        methods[name] = spec
+    return msgspec.structs.replace(m, methods=methods)
 
 
 def _check_paths(loaded: LoadedManifest) -> None:

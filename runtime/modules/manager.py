@@ -1,11 +1,12 @@
 """The module manager: owns the backends, starts sandboxes, routes every call to a module.
 
 Handlers reach it through gctx.modules (handles.py), modules through their host gate's
-`call_module`, the CLI directly. A call looks the module up in the registry, checks the method is declared, encodes the
-payload as JSON, waits for a slot (bounded concurrency and a bounded queue: past that
+`call_module`, the CLI directly. A call looks the module up in the registry, checks the method is declared, checks the
+payload against the method's input schema (contracts.py), encodes the payload as JSON,
+waits for a slot (bounded concurrency and a bounded queue: past that
 the call is refused as busy, never queued without end), runs it in the module's
-sandbox under its deadline, and decodes the JSON answer. Failures are the typed errors
-of runtime.core.errors.
+sandbox under its deadline, and decodes the JSON answer, checked against the output schema.
+Failures are the typed errors of runtime.core.errors.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from runtime.core.registry import Registration
 from runtime.core.secrets import Secrets
 from runtime.core.state import StateDir
 from runtime.modules.backends import Backends
+from runtime.modules.contracts import Contracts
 from sandboxes import Sandbox
 
 # JSON payloads in and out of a module; gRPC's own message limit is 4 MiB, and a WASM module
@@ -102,6 +104,7 @@ class ModuleManager:
         self.secrets = secrets or Secrets()
         self.environ = dict(os.environ if environ is None else environ)
         self.backends = Backends(state)
+        self.contracts = Contracts()  # the methods' declared input/output schemas, checked on every call
         self._running: dict[str, _Running] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         # Told of every call: (module, method, outcome "ok" or an error code, seconds). The app records metrics with it.
@@ -143,6 +146,7 @@ class ModuleManager:
                 module=module,
                 method=method,
             )
+        self.contracts.check_input(registration, method, payload)
         try:
             data = _encode(payload).encode()
         except (TypeError, ValueError) as exc:
@@ -160,7 +164,7 @@ class ModuleManager:
         if len(out) > MAX_PAYLOAD_BYTES:
             raise BadPayload(f"{module}.{method} answered {len(out)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", module=module, method=method)
         try:
-            return msgspec.json.decode(out)  # strict JSON (no NaN), ~15x faster than json.loads
+            result = msgspec.json.decode(out)  # strict JSON (no NaN), ~15x faster than json.loads
         except ValueError:
             raise BadPayload(
                 f"{module}.{method} answered with something that is not JSON: {out[:80]!r}",
@@ -168,6 +172,8 @@ class ModuleManager:
                 module=module,
                 method=method,
             ) from None
+        self.contracts.check_output(registration, method, result)
+        return result
 
     async def _running_for(self, registration: Registration) -> _Running:
         """The started sandbox for this exact registration, starting (or restarting) it when needed."""
