@@ -8,6 +8,7 @@
     health_path = "/healthz"          # liveness; "" turns an endpoint off
     ready_path = "/readyz"            # readiness: started, not stopping, modules and pub/sub healthy
     metrics_path = "/metrics"         # Prometheus
+    openapi_path = "/openapi.json"    # the OpenAPI 3.1 document of the routes
 
     [ingress]
     max_body_bytes = 1048576          # 413 past this; a handler file may set MAX_BODY_BYTES
@@ -71,6 +72,7 @@ class Server(_Strict):
     health_path: str = "/healthz"
     ready_path: str = "/readyz"
     metrics_path: str = "/metrics"
+    openapi_path: str = "/openapi.json"  # the OpenAPI document of the routes (runtime.http.openapi)
 
 
 class Ingress(_Strict):
@@ -203,7 +205,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
     ):
         if value <= 0:
             raise ProjectError(file, key, "must be positive", f"e.g. {example}")
-    for key in ("health_path", "ready_path", "metrics_path"):
+    for key in ("health_path", "ready_path", "metrics_path", "openapi_path"):
         path = getattr(settings.server, key)
         if path and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
             raise ProjectError(file, f"server.{key}", f"{path!r} is not a URL path", 'e.g. "/metrics", or "" to turn it off')

@@ -1,8 +1,9 @@
-"""The routes every app serves beside its handlers: liveness, readiness and metrics.
+"""The routes every app serves beside its handlers: liveness, readiness, metrics and the OpenAPI document.
 
     [server] health_path  (default /healthz)   200 while the process runs
     [server] ready_path   (default /readyz)    200 once started and every module and pub/sub is up, else 503
     [server] metrics_path (default /metrics)   Prometheus text format (runtime.http.metrics)
+    [server] openapi_path (default /openapi.json)   the routes as OpenAPI 3.1 (runtime.http.openapi)
 
 A path set to "" is not served; a path a handler file also claims stops start-up.
 """
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from runtime.http.appstate import Runtime
 from runtime.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from runtime.http.openapi import openapi_view
 from runtime.http.project import ProjectError
 
 
@@ -33,7 +35,13 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=rt.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
-    for key, path, view in (("health_path", server.health_path, health), ("ready_path", server.ready_path, ready), ("metrics_path", server.metrics_path, metrics)):
+    openapi = openapi_view(rt.project, rt.router) if server.openapi_path else None
+    for key, path, view in (
+        ("health_path", server.health_path, health),
+        ("ready_path", server.ready_path, ready),
+        ("metrics_path", server.metrics_path, metrics),
+        ("openapi_path", server.openapi_path, openapi),
+    ):
         if not path:
             continue
         if path.rstrip("/") in taken:

@@ -11,6 +11,8 @@ async def handler(req, res, gctx, lctx):
             "POST /visits",
             "GET  /thumbs/resize?width=1920&height=1080&max=256",
             "GET  /thumbs/formats",
+            'POST /thumbs  {"width": 1920, "height": 1080, "max": 256}',
+            "GET  /openapi.json",
         ],
         "request_id": lctx.request_id,
     }

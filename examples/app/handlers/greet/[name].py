@@ -1,5 +1,11 @@
 """GET /greet/{name} : the greet module (hand-written WAT) says hello."""
 
+from typing import TypedDict
 
-async def handler(req, res, gctx, lctx):
+
+class Greeting(TypedDict):
+    message: str
+
+
+async def handler(req, res, gctx, lctx) -> Greeting:
     return await gctx.modules.greet.hello({"name": req.params["name"]})

@@ -1,9 +1,17 @@
 """GET /thumbs/resize?width=W&height=H[&max=M] : thumbnail size from the thumbs module (C)."""
 
+from typing import TypedDict
+
 from runtime.http.request import BadRequest
 
 
-async def handler(req, res, gctx, lctx):
+class Thumbnail(TypedDict):
+    width: int
+    height: int
+    scale: float
+
+
+async def handler(req, res, gctx, lctx) -> Thumbnail:
     try:
         width, height = int(req.query["width"]), int(req.query["height"])
         largest = int(req.query.get("max", gctx.config["default_thumb_max"]))

@@ -1,0 +1,91 @@
+"""A handler's manifest: the facts about one handler file that clients, codegen and checks read.
+
+    HandlerManifest.of(route).to_dict() ->
+      {"file": "orders/index.py", "path": "/orders", "methods": ["POST"],
+       "params": [], "request": {JSON Schema} | None, "response": {JSON Schema} | None,
+       "auth": {"roles": ["orders:write"]} | None, "rate_limit": "10/s" | None,
+       "max_body_bytes": 65536 | None, "timeout_ms": 5000 | None, "version": "2",
+       "secrets": ["payments_key"], "modules": [{"module", "method", "line", "payload", "result"}]}
+
+Everything comes from what the file declares (runtime.http.routing) and, for module calls, from
+its source (runtime.http.module_calls). The OpenAPI document, the TypeScript SDK and
+`gati contracts check` are made from these; versions and fingerprints can build on them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.http.gtype import GType
+from runtime.http.module_calls import ModuleCall, find_module_calls
+from runtime.http.routing import PARAM_RE, Route
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    catch_all: bool  # [...name]: the rest of the path, slashes included
+
+
+@dataclass(frozen=True)
+class HandlerManifest:
+    file: str  # relative to handlers/
+    path: str  # "/users/{id}"
+    methods: tuple[str, ...]
+    params: tuple[Param, ...]
+    request: GType | None
+    response: GType | None
+    auth_roles: tuple[str, ...] | None  # None: public; (): any authenticated caller
+    rate_limit: str | None  # the route's own RATE_LIMIT; the [ingress] default applies otherwise
+    max_body_bytes: int | None
+    timeout_ms: int | None
+    version: str
+    secrets: tuple[str, ...]
+    modules: tuple[ModuleCall, ...]
+    summary: str = ""  # the first line of the file's docstring
+
+    @classmethod
+    def of(cls, route: Route) -> HandlerManifest:
+        parts = [PARAM_RE.match(p) for p in route.rel.removesuffix(".py").split("/")]
+        module = _module_of(route)
+        return cls(
+            file=route.rel,
+            path=route.pattern,
+            methods=tuple(sorted(route.methods)),
+            params=tuple(Param(m.group(2), bool(m.group(1))) for m in parts if m),
+            request=route.request_type,
+            response=route.response_type,
+            auth_roles=tuple(sorted(route.auth.roles)) if route.auth is not None else None,
+            rate_limit=route.rate_limit.text if route.rate_limit else None,
+            max_body_bytes=route.max_body_bytes,
+            timeout_ms=route.timeout_ms,
+            version=route.version,
+            secrets=tuple(sorted(route.secrets)),
+            modules=tuple(find_module_calls(route.file, module, route.request_type, route.response_type)) if module else (),
+            summary=((getattr(module, "__doc__", None) or "").strip().splitlines() or [""])[0],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "summary": self.summary,
+            "path": self.path,
+            "methods": list(self.methods),
+            "params": [{"name": p.name, "catch_all": p.catch_all} for p in self.params],
+            "request": self.request.json_schema() if self.request else None,
+            "response": self.response.json_schema() if self.response else None,
+            "auth": {"roles": list(self.auth_roles)} if self.auth_roles is not None else None,
+            "rate_limit": self.rate_limit,
+            "max_body_bytes": self.max_body_bytes,
+            "timeout_ms": self.timeout_ms,
+            "version": self.version,
+            "secrets": list(self.secrets),
+            "modules": [c.to_dict() for c in self.modules],
+        }
+
+
+def _module_of(route: Route) -> Any:
+    """The imported handler file (its globals name the types its annotations use)."""
+    return sys.modules.get(getattr(route.handler, "__module__", ""))
