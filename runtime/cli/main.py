@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from runtime.cli.audit import audit_app
+from runtime.cli.codegen import codegen_app
 from runtime.cli.common import (
     JsonOpt,
     ProjectOpt,
@@ -58,6 +59,7 @@ app = typer.Typer(
 module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
+app.add_typer(codegen_app, name="codegen")
 
 # project --------------------------------------------------------------------------------
 

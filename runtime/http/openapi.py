@@ -59,7 +59,7 @@ REQUEST_ID = {"description": "This request's id (also in the error body and the 
 def openapi_document(project: Project, router: Router) -> dict[str, Any]:
     settings = project.settings
     manifests = [HandlerManifest.of(r) for r in sorted(router.routes, key=lambda r: (r.pattern, r.rel))]
-    components: dict[str, Any] = {"Error": ERROR, "Issue": ISSUE}
+    components: dict[str, Any] = {"ErrorBody": ERROR, "Issue": ISSUE}
     paths: dict[str, Any] = {}
     taken: set[str] = set()
     secured = False
@@ -165,7 +165,7 @@ def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "headers": {"X-Request-Id": REQUEST_ID},
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }
 
 

@@ -28,6 +28,8 @@
     [egress]
     hosts = { "api.internal" = "10.0.0.7" }   # static name -> address overrides for module egress
 
+    [codegen]                         # where `gati codegen` writes: openapi = "openapi.json", typescript = "sdk/ts", python = "typings"
+
     [config]                          # anything; handlers read it as gctx.config, read-only
     greeting = "hello"
 """
@@ -121,6 +123,14 @@ class Egress(_Strict):
     hosts: dict[str, str] = {}
 
 
+class Codegen(_Strict):
+    """Where `gati codegen` (with no sub-command) writes, relative to the project; "" skips an output."""
+
+    openapi: str = ""  # e.g. "openapi.json"
+    typescript: str = ""  # e.g. "sdk/ts"
+    python: str = ""  # e.g. "typings" (gati_modules.pyi)
+
+
 class Settings(_Strict):
     server: Server = Server()
     ingress: Ingress = Ingress()
@@ -130,6 +140,7 @@ class Settings(_Strict):
     audit: AuditSettings = AuditSettings()
     modules: Modules = Modules()
     egress: Egress = Egress()
+    codegen: Codegen = Codegen()
     config: dict[str, Any] = {}
 
 
@@ -191,7 +202,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         unknown = re.match(r"Object contains unknown field `(.+)`", problem)
         if unknown:
             key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
-            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress] and [config] (free-form)"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
     if not 0 < settings.server.port < 65536:

@@ -34,6 +34,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,13 +214,16 @@ def declared_secrets(module: ModuleType, file: Path) -> frozenset[str]:
 def _types(module: ModuleType, handler: Callable, file: Path) -> tuple[GType | None, GType | None]:
     """REQUEST / RESPONSE, else the handler's hints: `req: Request[T]` and its return annotation."""
     request, response = getattr(module, "REQUEST", None), getattr(module, "RESPONSE", None)
+    params = list(inspect.signature(handler).parameters)
     try:
         hints = typing.get_type_hints(handler)
     except Exception as exc:
-        if request is None or response is None:
+        # gctx: "GlobalContext" from generated stubs exists only for type checkers (TYPE_CHECKING):
+        # only the request's hint and the return hint say anything to the runtime.
+        wanted = ([params[0]] if params and request is None else []) + (["return"] if response is None else [])
+        hints = _hints_of(handler, wanted)
+        if hints is None:
             raise RouteError(file, f"the handler's type hints cannot be resolved: {exc}", "import the types the hints name") from None
-        hints = {}
-    params = list(inspect.signature(handler).parameters)
     req_hint = hints.get(params[0]) if params else None
     if request is None and typing.get_origin(req_hint) is Request:
         request = typing.get_args(req_hint)[0]
@@ -232,6 +236,26 @@ def _types(module: ModuleType, handler: Callable, file: Path) -> tuple[GType | N
         return (GType.of(request) if request is not None else None, GType.of(response) if response is not None else None)
     except GTypeError as err:
         raise RouteError(file, err.message, err.fix or "use a TypedDict or a dataclass") from None
+
+
+def _hints_of(fn: Callable, names: list[str]) -> dict[str, Any] | None:
+    """The resolved hints of just these parameters (and "return"); None when one of them cannot be resolved."""
+    raw = inspect.get_annotations(fn)
+    out = {}
+    for name in names:
+        if name not in raw:
+            continue
+        # a bare function over fn's globals, holding this one annotation: get_type_hints resolves just it
+        probe = types.FunctionType(_EMPTY, getattr(fn, "__globals__", {}))
+        probe.__annotations__ = {name: raw[name]}
+        try:
+            out[name] = typing.get_type_hints(probe)[name]
+        except Exception:
+            return None
+    return out
+
+
+_EMPTY = (lambda: None).__code__
 
 
 def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) -> Route:

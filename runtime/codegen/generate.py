@@ -1,0 +1,87 @@
+"""What each kind of output is made from, for one project: the CLI's one entry into codegen.
+
+    generate("openapi", project_dir, "openapi.json")     the routes' OpenAPI document (one file)
+    generate("typescript", project_dir, "sdk/ts")         types.ts, client.ts, index.ts
+    generate("python", project_dir, "typings")            gati_modules.pyi for the project's modules
+    module_output(project_dir, "thumbs", "c", "stubs")    a module author's files
+
+Handler files are imported (as `gati serve` does) to read their types. Module stubs are made from
+the project's module folders (modules/*, [modules] paths), read afresh, so what is generated
+depends on the repository alone, never on what this machine happens to have registered;
+`registered=True` adds modules registered in the state directory that the project does not hold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runtime.codegen.module_stubs import module_stubs
+from runtime.codegen.output import CodegenError, Output
+from runtime.codegen.python_stubs import python_stubs
+from runtime.codegen.typescript import typescript
+from runtime.core.errors import ModuleNotFound
+from runtime.core.manifest import Manifest, load_manifest
+from runtime.core.state import StateDir
+from runtime.http.openapi import openapi_document
+from runtime.http.project import Project, load_project
+from runtime.http.routing import load_routes
+
+KINDS = ("openapi", "typescript", "python")
+
+
+def generate(kind: str, project_dir: Path, out: str, *, registered: bool = False) -> Output:
+    project = load_project(project_dir)
+    command = f"gati codegen {kind} {out}"
+    if kind == "openapi":
+        doc = openapi_document(project, load_routes(project.handlers_dir))
+        result = Output(command, "")
+        result.add(Path(out).name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n", None)
+        return result
+    if kind == "typescript":
+        return typescript(openapi_document(project, load_routes(project.handlers_dir)), command)
+    if kind == "python":
+        return python_stubs(project_modules(project, registered=registered), command)
+    raise CodegenError(f"unknown kind of output {kind!r}", fix=f"use one of: {', '.join(KINDS)}")
+
+
+def module_output(project_dir: Path, name: str, lang: str, out: str) -> Output:
+    """NAME is a module of the project, a registered one, or the path of a module folder."""
+    project = load_project(project_dir) if (Path(project_dir) / "gati.toml").is_file() else None
+    manifest = _find_module(project, Path(project_dir), name)
+    return module_stubs(manifest, lang, f"gati codegen module {name} --lang {lang} {out}")
+
+
+def project_modules(project: Project, *, registered: bool = False) -> list[Manifest]:
+    found = {}
+    for folder in project.module_dirs():
+        m = load_manifest(folder).manifest
+        found[m.name] = m
+    if registered and (project.dir / ".gati").exists():
+        state = StateDir.open(project.dir)
+        try:
+            for reg in state.registry.all():
+                found.setdefault(reg.name, reg.manifest)
+        finally:
+            state.close()
+    return [found[n] for n in sorted(found)]
+
+
+def _find_module(project: Project | None, project_dir: Path, name: str) -> Manifest:
+    folder = Path(name)
+    if (folder / "module.toml").is_file() or (folder.name == "module.toml" and folder.is_file()):
+        return load_manifest(folder).manifest
+    if project is not None:
+        for m in project_modules(project):
+            if m.name == name:
+                return m
+    state = StateDir.open(project_dir)
+    try:
+        return state.registry.get(name).manifest
+    except ModuleNotFound as err:
+        raise ModuleNotFound(
+            f"no module {name!r} in the project's module folders or the registry",
+            fix="name a module of modules/* or [modules] paths, a registered one, or a module folder",
+        ) from err
+    finally:
+        state.close()
