@@ -5,7 +5,7 @@ GATI := $(VENV)/bin/gati
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup system-deps venv modules proto bench clean
+.PHONY: run test setup system-deps venv modules tools proto bench clean
 
 run: setup
 	$(GATI) serve examples/app --host $(HOST) --port $(PORT)
@@ -14,7 +14,7 @@ test: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-setup: system-deps venv modules
+setup: system-deps venv modules tools
 
 system-deps:
 	bash scripts/install-system-deps.sh
@@ -30,6 +30,9 @@ $(VENV)/.installed: pyproject.toml
 modules: venv
 	bash scripts/build-modules.sh
 
+tools:
+	bash scripts/install-tools.sh
+
 proto: venv
 	$(PY) proto/generate.py
 
@@ -40,3 +43,4 @@ bench: setup
 clean:
 	rm -rf $(VENV) .gati examples/app/.gati
 	find sample_modules -name build -type d -prune -exec rm -rf {} +
+	rm -rf tools/typescript/node_modules

@@ -97,7 +97,9 @@ def hints(draw, depth: int = 0) -> Any:
     for k in keys:
         inner = draw(hints(depth + 1))
         fields[k] = NotRequired[inner] if draw(st.booleans()) else inner
-    return TypedDict(f"T{next(_names)}", fields)
+    # names that TypeScript or the generated SDKs hold dear come up too (the TS corpus test draws from here)
+    name = draw(st.sampled_from([f"T{next(_names)}", "Error", "ErrorBody", "string", "Array", "default", "Promise", "Issue"]))
+    return TypedDict(name, fields)
 
 
 @st.composite

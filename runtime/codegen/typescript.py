@@ -174,10 +174,8 @@ def _method(path: str, method: str, op: dict[str, Any]) -> list[str]:
         rest = "rest of the path" in p.get("description", "")
         url = url.replace("{" + p["name"] + "}", "${pathPart(params[" + json.dumps(p["name"]) + "], " + ("true" if rest else "false") + ")}")
     version = op.get("x-gati", {}).get("version")
-    doc = op.get("summary") or f"{method} {path}"
-    doc_lines = [f"  /** {doc.replace('*/', '* /')}"]
-    doc_lines.append(f"   *  {method} {path} ({op.get('x-gati', {}).get('handler', '')}) */")
-    return doc_lines + [
+    doc = f"{op.get('summary') or f'{method} {path}'} (handlers/{op.get('x-gati', {}).get('handler', '')})"
+    return [f"  /** {doc.replace('*/', '* /')} */",
         f"  async {op['operationId']}({', '.join(args)}): Promise<ApiResult<{result}>> {{",
         f"    return this.request<{result}>({json.dumps(method)}, `{_template(url)}`, {'body' if body is not None else 'undefined'}, {json.dumps(version) if version else 'null'}, options);",
         "  }",
