@@ -16,6 +16,8 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 command -v wrk >/dev/null || need+=(wrk)  # the HTTP load of bench/lifecycle_bench.py
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+# The Rust sample module (sample_modules/wordcount-rust): Debian's rustc with the wasm32 standard library.
+ls /usr/lib/rustlib/wasm32-unknown-unknown/lib/libstd-*.rlib >/dev/null 2>&1 || need+=(rustc libstd-rust-dev-wasm32)
 # Native sample modules in Go, built offline against Debian's Go sources (sample_modules/shortlink-go).
 command -v go >/dev/null || need+=(golang-go)
 command -v protoc >/dev/null || need+=(protobuf-compiler)

@@ -55,7 +55,7 @@ def module_output(project_dir: Path, name: str, lang: str, out: str) -> Output:
 def project_modules(project: Project, *, registered: bool = False) -> list[Manifest]:
     found = {}
     for folder in project.module_dirs():
-        m = load_manifest(folder).manifest
+        m = load_manifest(folder, built=False).manifest
         found[m.name] = m
     if registered and (project.dir / ".gati").exists():
         state = StateDir.open(project.dir)
@@ -70,7 +70,7 @@ def project_modules(project: Project, *, registered: bool = False) -> list[Manif
 def _find_module(project: Project | None, project_dir: Path, name: str) -> Manifest:
     folder = Path(name)
     if (folder / "module.toml").is_file() or (folder.name == "module.toml" and folder.is_file()):
-        return load_manifest(folder).manifest
+        return load_manifest(folder, built=False).manifest
     if project is not None:
         for m in project_modules(project):
             if m.name == name:

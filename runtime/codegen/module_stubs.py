@@ -2,13 +2,14 @@
 
     gati codegen module thumbs --lang python OUT/     OUT/thumbs.py: the gati_sdk server, one typed function per method
     gati codegen module thumbs --lang c OUT/          OUT/gati.h (the WASM ABI) and OUT/thumbs_methods.h (the exports to write)
-    gati codegen module thumbs --lang rust OUT/       OUT/gati.rs (the WASM ABI) and OUT/thumbs_methods.rs
+    gati codegen module thumbs --lang rust OUT/       OUT/gati.rs (the WASM ABI) and OUT/thumbs_methods.rs (the exports)
 
 The Python skeleton types each method `fn(payload: Input, ctx: Context) -> Output` with
 TypedDicts from the schemas, so the author's type checker holds the module to its own contract;
 the runtime checks it again on every call. For WASM, the ABI files are the same for every module
-(runtime.codegen.wasm_abi); the methods file lists the exports `module.toml` declares, each with
-its payload schema in a comment.
+(runtime.codegen.wasm_abi); the methods file holds the exports `module.toml` declares, each with
+its payload schemas in a comment: C prototypes to define, or Rust exports that call the crate's
+`fn NAME(input: &[u8]) -> Result<Vec<u8>, String>`, so a declared method left unwritten fails the build.
 """
 
 from __future__ import annotations
@@ -93,13 +94,28 @@ def _c_methods(m: Manifest, stem: str) -> str:
 
 
 def _rust_methods(m: Manifest) -> str:
-    lines = [f"// The methods {m.name} {m.version} declares: each an export taking nothing and returning 0 on success.", ""]
-    lines.append("#[allow(unused_imports)]")
-    lines.append("use crate::gati;")
+    lines = [
+        f"// The exports of {m.name} {m.version}, one per method module.toml declares. Each hands the call's input",
+        "// to a function of the same name at the crate root, `fn NAME(input: &[u8]) -> Result<Vec<u8>, String>`",
+        "// (Ok: the JSON answer; Err: the error message), so a declared method left unwritten does not compile.",
+        "",
+        "use crate::gati;",
+    ]
     for method, spec in sorted(m.methods.items()):
         lines.append("")
         if spec.description:
             lines.append(f"/// {spec.description}")
         lines += _schema_comment("///", "input", spec.input) + _schema_comment("///", "output", spec.output)
-        lines += ["#[no_mangle]", f"pub extern \"C\" fn {method}() -> i32 {{", f'    gati::fail("{m.name}.{method} is not written yet")', "}"]
+        lines += [
+            "#[no_mangle]",
+            f'pub extern "C" fn {method}() -> i32 {{',
+            f"    match crate::{method}(&gati::input()) {{",
+            "        Ok(json) => {",
+            "            gati::output(&json);",
+            "            0",
+            "        }",
+            "        Err(message) => gati::fail(&message),",
+            "    }",
+            "}",
+        ]
     return "\n".join(lines)

@@ -159,8 +159,9 @@ def parse_manifest(text: str | bytes, file: str = "module.toml") -> Manifest:
     return manifest
 
 
-def load_manifest(path: str | Path) -> LoadedManifest:
-    """Read a module.toml (or the directory holding one) and check its artifact exists."""
+def load_manifest(path: str | Path, *, built: bool = True) -> LoadedManifest:
+    """Read a module.toml (or the directory holding one) and check its artifact exists (unless built=False:
+    codegen reads manifests to make what a module is built from)."""
     path = Path(path)
     if path.is_dir():
         path = path / "module.toml"
@@ -169,7 +170,8 @@ def load_manifest(path: str | Path) -> LoadedManifest:
     manifest = parse_manifest(path.read_bytes(), str(path))
     manifest = _read_schema_files(manifest, str(path), path.parent.resolve())
     loaded = LoadedManifest(manifest, str(path.resolve()), str(path.parent.resolve()))
-    _check_paths(loaded)
+    if built:
+        _check_paths(loaded)
     return loaded
 
 
