@@ -32,6 +32,7 @@ from rich.table import Table
 
 from runtime.cli.audit import audit_app
 from runtime.cli.codegen import codegen_app
+from runtime.cli.contracts import contracts_app
 from runtime.cli.common import (
     JsonOpt,
     ProjectOpt,
@@ -60,6 +61,7 @@ module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no
 app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
 app.add_typer(codegen_app, name="codegen")
+app.add_typer(contracts_app, name="contracts")
 
 # project --------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Start-up and shutdown of an app: what exists only while it runs.
 
-Start-up registers every module of the project (a broken manifest stops it), opens the state
+Start-up registers every module of the project (a broken manifest stops it; handlers whose module
+calls do not fit the modules' schemas are logged, runtime.http.contracts), opens the state
 directory, the module manager, the pub/sub backend and the execution records, builds gctx and
 runs hooks.py's STARTUP functions; only then does /readyz answer 200. Shutdown runs SHUTDOWN in
 reverse and closes all of it, whatever failed before.
@@ -19,6 +20,7 @@ from runtime.core.secrets import SecretAccess
 from runtime.core.state import StateDir
 from runtime.http.appstate import RUNTIME, STATE
 from runtime.http.context import GlobalContext
+from runtime.http.contracts import registered_contracts, start_up_lines
 from runtime.http.executions import FILE as EXECUTIONS_FILE
 from runtime.http.executions import ExecutionRecords
 from runtime.http.pubsub import MemoryBus
@@ -36,6 +38,7 @@ async def lifespan(app: web.Application):
     try:
         for module_dir in project.module_dirs():
             register_module(state, module_dir)
+        _warn_contracts(rt, state)
         manager = ModuleManager(state, egress_hosts=dict(s.egress.hosts), secrets=rt.secrets)
         manager.observer = rt.metrics.module_call
         rt.bus = await _bus(s.pubsub)
@@ -69,6 +72,15 @@ async def lifespan(app: web.Application):
 async def draining(app: web.Application) -> None:
     """aiohttp on_shutdown: readiness goes 503 before connections close."""
     app[RUNTIME].status = "stopping"
+
+
+def _warn_contracts(rt: Any, state: StateDir) -> None:
+    """Handlers whose module payloads do not fit the modules' schemas: logged, never fatal (`gati contracts check` fails CI)."""
+    try:
+        for line in start_up_lines(registered_contracts(rt.router, state.registry)):
+            log.warning("contracts: %s", line)
+    except Exception:
+        log.exception("contract check failed; serving anyway")
 
 
 async def _bus(cfg) -> Any:

@@ -165,10 +165,15 @@ class _Scope:
 
     def _infer(self, node: ast.expr) -> Typed | None:
         if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool):
-                return Typed(GType("boolean"), False)
-            kind = {str: "string", int: "integer", float: "number", type(None): "null"}.get(type(node.value))
-            return Typed(GType(kind), False) if kind else None
+            v = node.value
+            if isinstance(v, bool) or v is None:
+                return Typed(GType("boolean" if isinstance(v, bool) else "null"), False)
+            # a constant's range is itself: a module's bounds are then checked against the value
+            if isinstance(v, str):
+                return Typed(GType("string", constraints=(("maxLength", len(v)), ("minLength", len(v)))), False)
+            if isinstance(v, (int, float)):
+                return Typed(GType("integer" if isinstance(v, int) else "number", constraints=(("maximum", v), ("minimum", v))), False)
+            return None
         if isinstance(node, ast.JoinedStr):
             return Typed(GType("string"), False)
         if isinstance(node, ast.Dict):
@@ -245,17 +250,31 @@ class _Scope:
         return Typed(_union([f.type for f in found]), all(f.declared for f in found))
 
 
+SCALARS = ("string", "integer", "number", "boolean", "null")
+LOWER = {"minimum", "minLength"}
+
+
 def _union(types: list[GType]) -> GType:
     options: list[GType] = []
     for t in types:
         for o in t.options if t.kind == "union" else (t,):
-            if o not in options:
+            same = next((i for i, x in enumerate(options) if o.kind in SCALARS and x.kind == o.kind), None)
+            if same is not None:  # "x" or any str: one string, as wide as both
+                options[same] = _hull(options[same], o)
+            elif o not in options:
                 options.append(o)
     if not options:
         return ANY
     if any(o.kind == "any" for o in options):
         return ANY
     return options[0] if len(options) == 1 else GType("union", options=tuple(options))
+
+
+def _hull(a: GType, b: GType) -> GType:
+    """The narrowest one-kind type holding both: a bound stays only where both have one, at the looser value."""
+    x, y = dict(a.constraints), dict(b.constraints)
+    kept = {k: (min if k in LOWER else max)(x[k], y[k]) for k in x.keys() & y.keys() if k in LOWER or k in ("maximum", "maxLength")}
+    return GType(a.kind, constraints=tuple(sorted(kept.items())))
 
 
 def _names(target: ast.AST | None) -> list[str]:
