@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict
 
 import jsonschema
 import jsonschema_rs
+import msgspec
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen, MultipleOf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -77,8 +78,6 @@ def hints(draw, depth: int = 0) -> Any:
         lo = draw(st.integers(0, 3))
         return Annotated[str, MinLen(lo), MaxLen(lo + draw(st.integers(0, 3)))]
     if what == "pattern":
-        import msgspec
-
         return Annotated[str, msgspec.Meta(pattern=draw(st.sampled_from(PATTERNS)))]
     if what == "list":
         inner = draw(hints(depth + 1))
@@ -161,8 +160,6 @@ def test_an_integral_float_is_an_integer_and_comes_back_as_int():
 
 
 def test_a_pattern_dollar_ends_the_text_as_in_json_schema():
-    import msgspec
-
     t = GType.of(Annotated[str, msgspec.Meta(pattern="^[a-z]+$")])
     assert t.accepts("abc") and not t.accepts("abc\n")
     assert GType.of(Annotated[str, msgspec.Meta(pattern="^[$]x\\$$")]).accepts("$x$")
