@@ -32,6 +32,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from runtime.core.errors import GatiError
+from sandboxes.wasm.limits import MEMORIES, TABLE_ELEMENTS, TABLES
 
 TICK_S = 0.01
 WASM_MAGIC = b"\0asm"
@@ -70,7 +71,31 @@ def compile_module(engine: wasmtime.Engine, data: bytes) -> wasmtime.Module:
         # A binary (or WAT that parsed): its messages name offsets and wasm names, not a file's text.
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         cause = re.sub(r"^\d+: ", "", lines[-1]) if lines else type(exc).__name__
-        raise ArtifactInvalid(f"not valid WebAssembly: {cause}", fix="rebuild the module; its toolchain wrote an invalid binary") from None
+        raise _past_limits(cause) or ArtifactInvalid(
+            f"not valid WebAssembly: {cause}", fix="rebuild the module; its toolchain wrote an invalid binary"
+        ) from None
+
+
+def _past_limits(cause: str) -> ArtifactInvalid | None:
+    """A valid module that declares more than gati gives one (limits.py), said as such."""
+    if "multiple memories" in cause or "defined memories count" in cause:
+        return ArtifactInvalid(
+            f"a module declaring more than one linear memory; a WASM module gets {MEMORIES}, bounded by [limits] memory_mb",
+            fix="build it with a single memory (no multi-memory)",
+        )
+    tables = re.search(r"defined tables count of (\d+)", cause)
+    if tables:
+        return ArtifactInvalid(
+            f"a module declaring {tables[1]} tables; a WASM module gets {TABLES}, of at most {TABLE_ELEMENTS} elements within [limits] memory_mb",
+            fix="build it with a single table",
+        )
+    elements = re.search(r"minimum element size of (\d+)", cause)
+    if elements:
+        return ArtifactInvalid(
+            f"a module whose table starts with {elements[1]} elements; a table holds at most {TABLE_ELEMENTS}, within [limits] memory_mb",
+            fix="build it with a smaller table",
+        )
+    return None
 
 
 def load_module(engine: wasmtime.Engine, fuel: bool, cache_dir: Path, sha256: str, read: Callable[[], bytes]) -> wasmtime.Module:
@@ -150,6 +175,8 @@ def _config(fuel: bool) -> wasmtime.Config:
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.consume_fuel = fuel
+    # One linear memory per module, the pool or not: [limits] memory_mb bounds it (limits.py).
+    config.wasm_multi_memory = False
     return config
 
 
@@ -159,6 +186,10 @@ def _pooled_engine(fuel: bool) -> tuple[wasmtime.Engine, bool]:
     try:
         for limit in ("total_core_instances", "total_memories", "total_tables"):
             getattr(ffi, f"wasmtime_pooling_allocation_config_{limit}_set")(pool, POOL_SLOTS)
+        # What one instance may have: the shape of the budget of limits.py (its stores enforce the sizes).
+        ffi.wasmtime_pooling_allocation_config_max_memories_per_module_set(pool, MEMORIES)
+        ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, TABLES)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, TABLE_ELEMENTS)
         ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, KEEP_RESIDENT)
         ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pool, KEEP_RESIDENT)
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)

@@ -41,8 +41,16 @@ from runtime.core.host import Host
 from runtime.core.registry import Registration
 from sandboxes.wasm import abi, capi, validate
 from sandboxes.wasm.engine import TICK_S, WasmEngines
+from sandboxes.wasm.limits import StoreLimits
 
-MIB = 1 << 20
+# What a trap says, by wasmtime's trap code; the others are named after the code itself.
+TRAPS = {
+    wasmtime.TrapCode.STACK_OVERFLOW: "stack overflow (the call stack is exhausted: unbounded recursion?)",
+    wasmtime.TrapCode.UNREACHABLE: "unreachable instruction executed (a panic or abort in the module)",
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "memory out of bounds (a load or store past its linear memory)",
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: "integer division by zero",
+    wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: "indirect call to null (an uninitialized table element)",
+}
 BACKSTOP_S = 2.0  # how long past its deadline a worker call is awaited (a host call may block); then it is given up
 INLINE_TICKS = 2  # epoch ticks an inline call may run before it moves to a worker: 10 to 20 ms
 
@@ -60,6 +68,7 @@ class WasmSandbox:
         self.host = host
         self.engines = engines
         self.fuel = self.manifest.limits.fuel
+        self.limits = StoreLimits.for_memory_mb(self.manifest.limits.memory_mb)  # memory and table together
         self.engine = self.engines.engine(bool(self.fuel))
         self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
         self._pre: wasmtime.InstancePre | None = None
@@ -124,7 +133,7 @@ class WasmSandbox:
 
     def _run_in(self, store: capi.Store, method: str, state: abi.CallState, timeout_s: float) -> bytes:
         limits = self.manifest.limits
-        store.set_limits(memory_size=limits.memory_mb * MIB)
+        self.limits.apply(store)
         ticks = math.ceil(max(0.0, state.deadline - time.monotonic()) / TICK_S) + 1
         if state.inline and ticks > INLINE_TICKS:
             state.store, ticks = store, INLINE_TICKS
@@ -212,18 +221,25 @@ class WasmSandbox:
             ), None
         if instance is None and "memory" in str(exc).lower() or self._at_memory_limit(store, instance):
             return ModuleCrashed(
-                f"{name} reached its memory limit of {limits.memory_mb} MiB: {_first_line(exc)}",
+                f"{name} reached its memory limit of {limits.memory_mb} MiB: {_cause(exc)}",
                 fix="use less memory or raise [limits] memory_mb",
                 module=self.manifest.name,
                 method=method,
                 reason="memory limit",
             ), LimitHit.memory(limits, "stopped at the store's memory limit")
-        return ModuleCrashed(f"{name} crashed: {_first_line(exc)}", module=self.manifest.name, method=method), None
+        if isinstance(code, wasmtime.TrapCode):
+            return ModuleCrashed(
+                f"{name} crashed: {TRAPS.get(code) or code.name.lower().replace('_', ' ')}",
+                module=self.manifest.name,
+                method=method,
+                trap=code.name.lower(),
+            ), None
+        return ModuleCrashed(f"{name} crashed: {_cause(exc)}", module=self.manifest.name, method=method), None
 
     def _at_memory_limit(self, store, instance) -> bool:
         """Is the module's memory within one page of its limit (where a grow is refused)?"""
         memory = instance.memory() if instance is not None else None
-        return memory is not None and memory.size() + 64 * 1024 > self.manifest.limits.memory_mb * MIB
+        return memory is not None and memory.size() + 64 * 1024 > self.limits.memory_bytes
 
     def healthy(self) -> bool:
         return True
@@ -234,3 +250,13 @@ class WasmSandbox:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+
+
+def _cause(exc: Exception) -> str:
+    """What went wrong, without the backtrace: wasmtime puts it under "Caused by:" when there is one."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    if "Caused by:" in lines:
+        causes = [line for line in lines[lines.index("Caused by:") + 1:] if line]
+        if causes:
+            return "; ".join(c.split(": ", 1)[1] if c[:1].isdigit() and ": " in c else c for c in causes)
+    return _first_line(exc)

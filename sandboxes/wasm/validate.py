@@ -2,8 +2,9 @@
 
 A module that registers must be able to answer its first call: it compiles (binary or WAT),
 it exports its linear memory as `memory`, every declared method is an exported `() -> i32`
-function (and `_initialize`, if exported, a `() -> ()` one), and it imports only what gati
-provides (docs/wasm-abi.md). Each problem is a
+function (and `_initialize`, if exported, a `() -> ()` one), it imports only what gati
+provides (docs/wasm-abi.md), and its memory and table fit `[limits] memory_mb` (limits.py;
+more memories or tables than one are refused as it compiles). Each problem is a
 ManifestError naming the manifest key to change, and none quotes the artifact's text.
 """
 
@@ -17,8 +18,11 @@ from runtime.core.errors import ManifestError
 from runtime.core.manifest import LoadedManifest
 from sandboxes.wasm import abi
 from sandboxes.wasm.engine import ArtifactInvalid, load_module, make_engine
+from sandboxes.wasm.limits import TABLES, StoreLimits
 
 I32 = wasmtime.ValType.i32()
+# What wasmtime says when instantiation would pass a store limit.
+LIMIT_ERRORS = ("resource limit exceeded", "exceeds memory limits", "exceeds table limits")
 
 
 def validate(loaded: LoadedManifest, data: bytes, sha256: str, cache_dir: Path) -> None:
@@ -69,10 +73,39 @@ def link(engine: wasmtime.Engine, module: wasmtime.Module, loaded: LoadedManifes
         linker.define_wasi()
     abi.define_imports(linker)
     try:
-        return linker.instantiate_pre(module), uses_wasi
+        pre = linker.instantiate_pre(module)
     except wasmtime.WasmtimeError as exc:
         raise refuse(
             "artifact.path",
             f"imports something gati does not provide: {str(exc).strip().splitlines()[0]}",
             "import only the gati functions of docs/wasm-abi.md and wasi_snapshot_preview1",
         ) from None
+    problem = fits(engine, pre, m.limits.memory_mb, uses_wasi)
+    if problem:
+        raise refuse(
+            "limits.memory_mb",
+            f"does not fit [limits] memory_mb = {m.limits.memory_mb}: {problem}",
+            "raise [limits] memory_mb, or build the module with a smaller initial memory or table",
+        )
+    return pre, uses_wasi
+
+
+def fits(engine: wasmtime.Engine, pre: wasmtime.InstancePre, memory_mb: int, uses_wasi: bool) -> str | None:
+    """Why the module cannot be instantiated within its store limits (its initial memory, its
+    table), or None: instantiated once in a throwaway store, no method called."""
+    limits = StoreLimits.for_memory_mb(memory_mb)
+    store = wasmtime.Store(engine)
+    limits.apply(store)
+    store.set_epoch_deadline(1)  # a start function is the module's: not run to its end here
+    if uses_wasi:
+        store.set_wasi(wasmtime.WasiConfig())
+    try:
+        pre.instantiate(store)
+    except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if any(limit in said for limit in LIMIT_ERRORS):
+            return (
+                f"{said} (a module gets one linear memory of at most {limits.memory_bytes >> 10} KiB "
+                f"and at most {TABLES} table of {limits.table_elements} elements)"
+            )
+    return None  # instantiated, or its start function trapped: a call will say so
