@@ -45,6 +45,18 @@ def system_mounts() -> list[str]:
     return args
 
 
+# Kernel knobs under /proc that no module may write (Docker's read-only paths).
+READ_ONLY_PROC = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+
+
+def _read_only_proc() -> list[str]:
+    args: list[str] = []
+    for path in READ_ONLY_PROC:
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
 def command(
     *,
     artifact: Path,
@@ -82,6 +94,12 @@ def command(
         "--block-fd", str(block_fd),
         *system_mounts(),
         "--proc", "/proc",
+        # The sandbox's uid maps to the runtime's on the host (root, when it runs as root), so a
+        # writable /proc/sys would let a module change machine-wide kernel settings
+        # (core_pattern, vm.*): the sysctls and the other kernel knobs of /proc are read-only,
+        # as in Docker. (They are the host procfs's files, but a sysctl shows the namespaces of
+        # the process that reads it: the sandbox sees its own hostname and network settings.)
+        *_read_only_proc(),
         "--dev", "/dev",
         "--size", str(tmp_bytes), "--tmpfs", "/tmp",
         "--bind", str(run_dir), guest_run_dir,

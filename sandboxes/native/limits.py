@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ MIB = 1 << 20
 # everything it ever starts are born confined: no window, no pre-exec hook in the runtime
 # (unsafe with gRPC's threads). Moving oneself by writing 0 to `tasks` also skips the kernel's
 # global threadgroup lock that moving another process takes (an RCU grace period: ~5 ms).
+# The shell starts with an empty environment (process.py); confine_argv sets PATH, the
+# runtime's, to find bwrap as a shell variable only: not exported, bwrap's environment stays empty.
 CONFINE = """
 while [ "$1" != -- ]; do
     case "$1" in
@@ -54,7 +57,8 @@ exec "$@"
 
 def confine_argv(cgroup: "InstanceCgroup", limits: Limits) -> list[str]:
     """The command prefix that puts what follows it in the instance's cgroups and rlimits."""
-    argv = ["/bin/sh", "-c", CONFINE, "gati-confine"]
+    script = f"PATH={shlex.quote(os.environ.get('PATH') or os.defpath)}\n{CONFINE}"
+    argv = ["/bin/sh", "-c", script, "gati-confine"]
     argv += [str(path / "tasks") for path in cgroup.dirs.values()]
     argv += ["-n", str(OPEN_FILES), "-c", "0"]  # dash: both soft and hard limits
     if "pids" not in cgroup.dirs:

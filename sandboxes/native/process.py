@@ -63,6 +63,11 @@ class BwrapProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 pass_fds=(info_w, block_r, args_r),
+                # Nothing of the runtime's environment (its secrets included): bwrap is the
+                # sandbox's init, and a module reads /proc/1/environ. The module's own
+                # environment is in the --setenv options.
+                env={},
+                cwd="/",  # the shell exports its working directory as PWD: the runtime's is a host path
                 start_new_session=True,  # a Ctrl-C at the runtime's terminal is the runtime's to handle
             )
         finally:

@@ -47,9 +47,9 @@ def sdk_binds(module: str, artifact: Path) -> tuple[dict[str, Path], dict[str, s
     for name in SDK_PACKAGES:
         package = importlib.import_module(name)
         if hasattr(package, "__path__"):
-            binds[f"{GUEST_SDK_DIR}/{name}"] = Path(list(package.__path__)[0])
+            binds[f"{GUEST_SDK_DIR}/{name}"] = Path(list(package.__path__)[0]).resolve()
         else:  # a single-file module
-            binds[f"{GUEST_SDK_DIR}/{Path(package.__file__).name}"] = Path(package.__file__)
+            binds[f"{GUEST_SDK_DIR}/{Path(package.__file__).name}"] = Path(package.__file__).resolve()
     env = {"PYTHONPATH": GUEST_SDK_DIR, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
     return binds, env
 

@@ -1,0 +1,37 @@
+"""What the walls tests share (tests/test_walls_*.py): the walls probe installed as a native or a
+container module, with a manifest written for the test."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WALLS_PROBE = ROOT / "tests" / "modules" / "walls_probe"
+METHODS = ("echo", "environs", "open_for_write", "fill")
+
+
+def install_walls_probe(tmp_path: Path, kind: str, *, name: str = "walls", env: tuple[str, ...] = (), warm: int = 1) -> Path:
+    target = tmp_path / "modules" / name
+    shutil.copytree(WALLS_PROBE, target)
+    artifact = 'path = "probe.py"' if kind == "native" else 'build = "."'
+    methods = "\n".join(f"[methods.{m}]" for m in METHODS)
+    (target / "module.toml").write_text(textwrap.dedent(f"""\
+        name = "{name}"
+        version = "1.0.0"
+        kind = "{kind}"
+
+        [artifact]
+        {artifact}
+
+        {methods}
+
+        [capabilities]
+        env = {list(env)!r}
+
+        [limits]
+        memory_mb = 128
+        processes = 32
+        timeout_ms = 10000
+        warm = {warm}
+        """).replace("'", '"'))
+    return target
