@@ -2,10 +2,14 @@
 inside (item 4), a bounded /run/gati (item 6), and no file descriptor of someone else's closed
 while an instance is spawned (item 9). Real bubblewrap, real processes."""
 
+import asyncio
+import os
+
 import pytest
 from native_support import needs_bwrap
 from walls_support import install_walls_probe
 
+from runtime.core.errors import ModuleTimeout
 from runtime.modules import register_module
 from runtime.modules.manager import ModuleManager
 
@@ -54,3 +58,62 @@ async def test_kernel_settings_cannot_be_written(state, manager, tmp_path):
     assert writable == []
     assert {result["error"] for result in opened.values()} <= {"EROFS", "EACCES", "ENOENT"}
     assert opened["/proc/sys/kernel/core_pattern"]["error"] == "EROFS"
+
+
+# -- item 9 -------------------------------------------------------------------------------------
+
+class FdCanary:
+    """Opens a pipe at every turn of the event loop and holds it, as a busy server holds its
+    connections, so that a descriptor number someone frees is soon one of the canary's; notes
+    any of its descriptors closed under it. (Descriptors are handed out lowest first: holding
+    them all fills every hole below the one a spawn frees and then closes again.)"""
+
+    HOLD = 256
+
+    def __init__(self):
+        self.checks = 0
+        self.closed_under_us: list[int] = []
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        held: list[tuple[int, int]] = []
+        while not self._stop.is_set():
+            held += [(fd, os.fstat(fd).st_ino) for fd in os.pipe()]
+            await asyncio.sleep(0)
+            for fd, inode in held:
+                try:
+                    if os.fstat(fd).st_ino == inode:
+                        continue
+                except OSError:
+                    pass
+                self.closed_under_us.append(fd)  # closed by someone else (and maybe reused: not ours to close)
+            held = [(fd, inode) for fd, inode in held if fd not in self.closed_under_us]
+            self.checks += 1
+            if len(held) >= self.HOLD or self._stop.is_set():
+                for fd, _ in held:
+                    os.close(fd)
+                held = []
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+async def test_replacing_an_instance_closes_no_descriptor_of_anyone_else(state, manager, tmp_path):
+    register_module(state, install_walls_probe(tmp_path, "native"))
+    assert await manager.call("walls", "echo", 1) == 1
+    canary = FdCanary()
+    watching = asyncio.create_task(canary.run())
+    try:
+        for _ in range(RESTARTS):
+            with pytest.raises(ModuleTimeout):  # past its deadline: killed, and a new instance spawned
+                await manager.call("walls", "sleep", 5)
+            assert await manager.call("walls", "echo", 2) == 2
+    finally:
+        canary.stop()
+        await watching
+    assert canary.checks > RESTARTS
+    assert canary.closed_under_us == []
+
+
+RESTARTS = 8
+

@@ -7,14 +7,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WALLS_PROBE = ROOT / "tests" / "modules" / "walls_probe"
-METHODS = ("echo", "environs", "open_for_write", "fill")
+METHODS = ("echo", "sleep", "environs", "open_for_write", "fill")
+SLEEP_TIMEOUT_MS = 300  # [methods.sleep]: a longer sleep is killed and its instance replaced
 
 
 def install_walls_probe(tmp_path: Path, kind: str, *, name: str = "walls", env: tuple[str, ...] = (), warm: int = 1) -> Path:
     target = tmp_path / "modules" / name
     shutil.copytree(WALLS_PROBE, target)
     artifact = 'path = "probe.py"' if kind == "native" else 'build = "."'
-    methods = "\n".join(f"[methods.{m}]" for m in METHODS)
+    methods = "\n".join(f"[methods.{m}]" for m in METHODS).replace("[methods.sleep]", f"[methods.sleep]\ntimeout_ms = {SLEEP_TIMEOUT_MS}")
     (target / "module.toml").write_text(textwrap.dedent(f"""\
         name = "{name}"
         version = "1.0.0"

@@ -20,6 +20,7 @@ import logging
 import os
 import shlex
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -120,6 +121,9 @@ class InstanceCgroup:
         self.dirs = dirs
         self._seen = {"memory": 0, "pids": 0}
         self._fds = {c: os.open(dirs[c] / file, os.O_RDONLY) for c, (file, _) in self.COUNTERS.items() if c in dirs}
+        # remove() runs in a worker thread: a counter must not be read, or closed, after
+        # another thread closed it (the number may be someone else's by then).
+        self._fds_lock = threading.Lock()
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for crossing the memory limit."""
@@ -130,11 +134,13 @@ class InstanceCgroup:
         return self._counter("pids")
 
     def _counter(self, controller: str) -> int:
-        fd = self._fds.get(controller)
-        if fd is None:
-            return 0
+        with self._fds_lock:
+            fd = self._fds.get(controller)
+            if fd is None:
+                return 0
+            text = os.pread(fd, 4096, 0).decode()
         key = self.COUNTERS[controller][1]
-        for line in os.pread(fd, 4096, 0).decode().splitlines():
+        for line in text.splitlines():
             name, _, value = line.partition(" ")
             if name == key:
                 return int(value)
@@ -150,9 +156,10 @@ class InstanceCgroup:
         return events
 
     def remove(self) -> None:
-        for fd in self._fds.values():
+        with self._fds_lock:
+            fds, self._fds = self._fds, {}
+        for fd in fds.values():
             os.close(fd)
-        self._fds.clear()
         for path in self.dirs.values():
             _remove_tree(path)
 

@@ -47,16 +47,21 @@ class BwrapProcess:
     @classmethod
     async def spawn(cls, module: str, argv_for, cgroup: InstanceCgroup, limits: Limits, socket: str) -> "BwrapProcess":
         """argv_for(info_fd, block_fd) -> the bwrap command line."""
+        # Each descriptor is closed exactly once, by whoever holds it then. A number closed a
+        # second time after an await may by then be another task's (an accepted HTTP connection,
+        # a gRPC channel): closing it drops that task's request.
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         args_r, args_w = os.pipe()
         try:
-            argv = argv_for(info_w, block_r)
-            split = argv.index("--")
-            # Options through --args: the sandbox's init (pid 1, visible in its /proc) then shows
-            # "bwrap --args N -- /app/NAME", not the host paths it binds. A pipe holds 64 KiB.
-            os.write(args_w, b"".join(a.encode() + b"\0" for a in argv[1:split]))
-            os.close(args_w)
+            try:
+                argv = argv_for(info_w, block_r)
+                split = argv.index("--")
+                # Options through --args: the sandbox's init (pid 1, visible in its /proc) then shows
+                # "bwrap --args N -- /app/NAME", not the host paths it binds. A pipe holds 64 KiB.
+                os.write(args_w, b"".join(a.encode() + b"\0" for a in argv[1:split]))
+            finally:
+                os.close(args_w)
             proc = await asyncio.create_subprocess_exec(
                 *confine_argv(cgroup, limits), argv[0], "--args", str(args_r), *argv[split:],
                 stdin=asyncio.subprocess.DEVNULL,
@@ -70,13 +75,16 @@ class BwrapProcess:
                 cwd="/",  # the shell exports its working directory as PWD: the runtime's is a host path
                 start_new_session=True,  # a Ctrl-C at the runtime's terminal is the runtime's to handle
             )
+        except BaseException:
+            os.close(info_r)
+            os.close(block_w)
+            raise
         finally:
-            for fd in (info_w, block_r, args_r, args_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            for fd in (info_w, block_r, args_r):  # the child's ends: bwrap holds its own copies
+                os.close(fd)
         try:
+            # The thread owns info_r and closes it: if this task is cancelled, the thread still
+            # reads until bwrap (killed below) closes its end.
             child_pid = await asyncio.to_thread(_read_child_pid, info_r)
             if child_pid is None:
                 await proc.wait()
@@ -93,8 +101,6 @@ class BwrapProcess:
                 await proc.wait()
             os.close(block_w)
             raise
-        finally:
-            os.close(info_r)
         return cls(module, proc, child_pid, cgroup, limits, socket, block_w)
 
     # the Process protocol of sandboxes.process.sandbox ------------------------------
@@ -222,12 +228,15 @@ async def _line(stream: asyncio.StreamReader) -> str | None:
 
 
 def _read_child_pid(fd: int) -> int | None:
-    """The sandbox's init pid from bwrap's --info-fd JSON; None if bwrap exited first."""
-    data = b""
-    while chunk := os.read(fd, 4096):
-        data += chunk
-        try:
-            return int(json.loads(data)["child-pid"])
-        except (ValueError, KeyError):
-            continue
-    return None
+    """The sandbox's init pid from bwrap's --info-fd JSON; None if bwrap exited first. Closes fd."""
+    try:
+        data = b""
+        while chunk := os.read(fd, 4096):
+            data += chunk
+            try:
+                return int(json.loads(data)["child-pid"])
+            except (ValueError, KeyError):
+                continue
+        return None
+    finally:
+        os.close(fd)

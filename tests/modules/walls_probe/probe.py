@@ -4,6 +4,7 @@ the runtime and how far it can write. Methods report what happened, never raise.
 
 import errno
 import os
+import time
 
 from gati_sdk import Module
 
@@ -16,6 +17,12 @@ def failed(exc: OSError) -> dict:
 
 @module.method
 def echo(payload, ctx):
+    return payload
+
+
+@module.method
+def sleep(payload, ctx):
+    time.sleep(payload)
     return payload
 
 
