@@ -7,7 +7,7 @@ import os
 
 import pytest
 from native_support import needs_bwrap
-from walls_support import install_walls_probe
+from walls_support import install_walls_probe, mount_of
 
 from runtime.core.errors import ModuleTimeout
 from runtime.modules import register_module
@@ -16,6 +16,7 @@ from runtime.modules.manager import ModuleManager
 pytestmark = needs_bwrap
 
 SECRET = "walls-runtime-secret-7f3a"
+RUN_DIR_MIB = 1
 
 
 @pytest.fixture
@@ -58,6 +59,18 @@ async def test_kernel_settings_cannot_be_written(state, manager, tmp_path):
     assert writable == []
     assert {result["error"] for result in opened.values()} <= {"EROFS", "EACCES", "ENOENT"}
     assert opened["/proc/sys/kernel/core_pattern"]["error"] == "EROFS"
+
+
+# -- item 6 -------------------------------------------------------------------------------------
+
+async def test_run_gati_is_bounded(state, manager, tmp_path):
+    register_module(state, install_walls_probe(tmp_path, "native"))
+    filled = await manager.call("walls", "fill", {"path": "/run/gati/filler", "mib": 16})
+    assert (filled["ok"], filled.get("error")) == (False, "ENOSPC")
+    assert filled["written"] <= RUN_DIR_MIB << 20
+    [instance] = manager._running["walls"].sandbox.instances
+    assert mount_of(instance.run_dir) == ("tmpfs", "gati-run")  # the host's disk never held a byte of it
+    assert await manager.call("walls", "echo", "still serving") == "still serving"
 
 
 # -- item 9 -------------------------------------------------------------------------------------

@@ -36,3 +36,13 @@ def install_walls_probe(tmp_path: Path, kind: str, *, name: str = "walls", env: 
         warm = {warm}
         """).replace("'", '"'))
     return target
+
+
+def mount_of(path: Path) -> tuple[str, str] | None:
+    """(file system type, source) of the mount whose mount point is exactly path, from the host's view."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[4] == str(path):
+            return fields[sep + 1], fields[sep + 2]
+    return None

@@ -1,8 +1,8 @@
 """The lifecycle shared by container and native modules.
 
 A ProcessSandbox keeps `[limits] warm` instances of a module running. Each instance
-is one sandboxed process with a run directory of its own, bound into the sandbox at
-/run/gati, holding two sockets: the module's (module.sock) and the host service's
+is one sandboxed process with a run directory of its own (a small tmpfs: run_dir.py),
+bound into the sandbox at /run/gati, holding two sockets: the module's (module.sock) and the host service's
 (host.sock, served by the runtime for this instance only: the socket is the identity).
 An egress proxy listens on 127.0.0.1:3128 inside the instance's network namespace.
 
@@ -34,6 +34,7 @@ from sandboxes.process.call_tokens import CallTokens
 from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
 from sandboxes.process.host_server import HostServer
 from sandboxes.process.module_client import ModuleClient
+from sandboxes.process import run_dir as run_dirs
 from sandboxes.process.netns import listen_in_netns
 
 log = logging.getLogger("gati.sandbox")
@@ -52,8 +53,10 @@ def runs_root(state_path: Path) -> Path:
     """
     base = Path(tempfile.gettempdir()) / "gati-run" / hashlib.sha256(str(state_path).encode()).hexdigest()[:12]
     base.mkdir(parents=True, exist_ok=True)
+    run_dirs.sweep(base.parent, owner_alive=pid_alive)  # dead runtimes' tmpfs mounts, of any project
     for stale in base.iterdir():
         if stale.name.isdigit() and not pid_alive(int(stale.name)):
+            run_dirs.sweep(stale)
             shutil.rmtree(stale, ignore_errors=True)
     root = base / str(os.getpid())
     root.mkdir(exist_ok=True)
@@ -128,7 +131,7 @@ class ModuleInstance:
         await self.proxy.close()
         await self.client.close()
         await self.host_server.stop()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        run_dirs.remove(self.run_dir)
 
 
 class ProcessSandbox:
@@ -217,9 +220,7 @@ class ProcessSandbox:
                 delay = self._next_start - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                run_dir = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix="i"))
-                run_dir.chmod(0o777)  # the module's unprivileged user creates its socket here
-                instance = ModuleInstance(self, run_dir)
+                instance = ModuleInstance(self, run_dirs.create(self.runs_dir))
                 try:
                     await instance.start()
                 except GatiError:
@@ -254,4 +255,5 @@ class ProcessSandbox:
         async with self._lock:
             instances, self.instances = self.instances, []
             await asyncio.gather(*(i.stop() for i in instances), return_exceptions=True)
+        run_dirs.sweep(self.runs_dir)  # what a failed stop left mounted
         shutil.rmtree(self.runs_dir, ignore_errors=True)
