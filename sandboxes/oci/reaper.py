@@ -2,7 +2,8 @@
 
 A container is a child of containerd, not of the runtime: nothing stops it when the runtime
 dies without closing it (kill -9, the OOM killer, a crash). So the OCI backend starts one
-watcher (`python -m sandboxes.oci.reaper PID START STATE`) whose stdin is a pipe whose write
+watcher (this file run as a script: `python -P reaper.py PID START STATE`, which imports
+only docker) whose stdin is a pipe whose write
 end only the runtime holds (close-on-exec: no other child inherits it). However the runtime
 ends, the kernel closes that end; the watcher reads EOF, removes every container labelled
 with the runtime's pid, start time and state (containers.labels), and exits. A runtime that
@@ -18,7 +19,6 @@ by the next runtime on the same state (containers.remove_orphans), as before.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -31,20 +31,17 @@ log = logging.getLogger("gati.oci")
 
 CLOSING = b"closing\n"
 SWEEPS_AFTER_DEATH = (0.0, 1.0, 3.0)  # seconds after EOF: in-flight creations show up late
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Reaper:
     """The runtime's side: the watcher process and the write end of its pipe."""
 
     def __init__(self, runtime_pid: int, runtime_start: str, state_label: str):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        # -P: the script's folder is not put on sys.path (its files would shadow modules).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandboxes.oci.reaper", str(runtime_pid), runtime_start, state_label],
+            [sys.executable, "-P", str(Path(__file__).resolve()), str(runtime_pid), runtime_start, state_label],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            env=env,
             cwd="/",
             start_new_session=True,
         )
