@@ -2,9 +2,9 @@
 
 A ProcessSandbox keeps `[limits] warm` instances of a module running. Each instance
 is one sandboxed process with a run directory of its own (a small tmpfs: run_dir.py),
-bound into the sandbox at /run/gati, holding two sockets: the module's (module.sock) and the host service's
-(host.sock, served by the runtime for this instance only: the socket is the identity).
-An egress proxy listens on 127.0.0.1:3128 inside the instance's network namespace.
+bound into the sandbox at /run/gati, holding two sockets: the module's (module.sock)
+and the host service's (host.sock, served by the runtime for this instance only: the
+socket is the identity). An egress proxy listens on 127.0.0.1:3128 inside the instance's network namespace.
 
 A backend (oci, native) supplies only `launch`: start one sandboxed process and return
 a Process. Everything else is here: readiness through grpc.health.v1, calls, a call
@@ -30,11 +30,11 @@ from runtime.core.capabilities.limits import LimitHit
 from runtime.core.errors import GatiError, ModuleCrashed, ModuleTimeout
 from runtime.core.host import Host
 from runtime.core.registry import Registration
+from sandboxes.process import run_dir as run_dirs
 from sandboxes.process.call_tokens import CallTokens
 from sandboxes.process.egress_proxy import PROXY_PORT, EgressProxy
 from sandboxes.process.host_server import HostServer
 from sandboxes.process.module_client import ModuleClient
-from sandboxes.process import run_dir as run_dirs
 from sandboxes.process.netns import listen_in_netns
 
 log = logging.getLogger("gati.sandbox")
