@@ -130,3 +130,23 @@ async def test_replacing_an_instance_closes_no_descriptor_of_anyone_else(state, 
 
 RESTARTS = 8
 
+
+
+async def test_a_stop_cancelled_midway_still_releases_everything(state, manager, tmp_path):
+    """A kill-and-replace whose caller is cancelled (its deadline's backstop, a closing loop) must
+    not leave the instance's gRPC server and channel open: collected later, from another loop,
+    they deadlock grpc's poller thread and with it the whole runtime."""
+    register_module(state, install_walls_probe(tmp_path, "native"))
+    assert await manager.call("walls", "echo", 1) == 1
+    [instance] = manager._running["walls"].sandbox.instances
+    stopping = asyncio.create_task(instance.stop())
+    await asyncio.sleep(0)  # the stop is under way: killing the sandbox
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    for _ in range(200):  # the run directory goes last, once the servers are closed
+        if not instance.run_dir.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not instance.run_dir.exists()
+    assert not instance.alive

@@ -98,6 +98,7 @@ class ModuleInstance:
         self.process: Process | None = None
         self.started_at = 0.0
         self.inflight = 0
+        self._stopping: asyncio.Future | None = None
 
     async def start(self) -> None:
         await self.host_server.start()
@@ -126,6 +127,15 @@ class ModuleInstance:
             self.inflight -= 1
 
     async def stop(self) -> None:
+        """Release everything the instance holds, once however many ask. Shielded: a caller
+        cancelled meanwhile (a deadline's backstop, a closing loop) must not leave the gRPC
+        server and channel open; collected later from another loop, they deadlock grpc's
+        poller thread, and the runtime with it."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         if self.process is not None:
             await self.process.kill()
         await self.proxy.close()
