@@ -9,6 +9,12 @@ command -v clang >/dev/null || need+=(clang)
 command -v wasm-ld >/dev/null || need+=(lld)
 [ -d /usr/lib/wasm32-wasi ] || [ -d /usr/lib/wasm32-wasip1 ] || need+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || need+=(libclang-rt-dev-wasm32)
+# Rust to wasm32 (gati new module --lang rust): Debian's rustc and its wasm32 standard library;
+# a rustup toolchain elsewhere on PATH has no wasm32 target and cannot fetch one here.
+[ -d /usr/lib/rustlib/wasm32-unknown-unknown ] || need+=(rustc libstd-rust-dev-wasm32)
+# Node.js: the node container template and AssemblyScript (npm packages install into each module's folder).
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)

@@ -32,6 +32,7 @@ ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Project directory; its .gati/ holds the state unless $GATI_HOME is set.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="text (for people) or json (one object per line, for log pipelines).")]
 
 T = TypeVar("T")
 

@@ -15,10 +15,7 @@ holds its traceback. Verbs that keep state refuse a folder that is not a project
 
 from __future__ import annotations
 
-import errno
 import json
-import logging
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -33,8 +30,10 @@ from rich.table import Table
 from runtime.cli.audit import audit_app
 from runtime.cli.codegen import codegen_app
 from runtime.cli.contracts import contracts_app
+from runtime.cli.build import build_command
 from runtime.cli.common import (
     JsonOpt,
+    LogFormatOpt,
     ProjectOpt,
     Terminated,
     err,
@@ -44,18 +43,27 @@ from runtime.cli.common import (
     run,
     user_errors,
 )
+from runtime.cli.dev import dev_command
+from runtime.cli.doctor import doctor_command
+from runtime.cli.drift import DriftWatch
+from runtime.cli.listen import cannot_listen
+from runtime.cli.new import new_app
+from runtime.cli.publish import publish_command
+from runtime.cli.runtests import TEST_SETTINGS, test_command
+from runtime.cli.version import main_options
 from runtime.core.call import CallContext
 from runtime.core.errors import BadPayload, GatiError
 from runtime.core.secrets import configured as configured_secrets
 from runtime.http.app import PROJECT, build_app
-from runtime.http.project import load_settings, scaffold
-from runtime.http.workers import access_log_options, default_count, serve_workers
+from runtime.http.logs import access_log_options, setup_logging
+from runtime.http.project import PROJECT_TEMPLATES, load_settings, scaffold
+from runtime.http.workers import default_count, serve_workers
 from runtime.modules import ModuleManager, register_module
 from runtime.modules.grpc_module_server import serve_module
 
 # pretty_exceptions_enable=False: Rich's traceback is never what a user sees (user_errors catches first).
 app = typer.Typer(
-    name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    name="gati", help="Serve handlers that call sandboxed modules.", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False
 )
 module_app = typer.Typer(help="Register, inspect, remove and serve modules.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(module_app, name="module")
@@ -68,15 +76,20 @@ app.add_typer(contracts_app, name="contracts")
 
 @app.command()
 @user_errors
-def init(directory: Annotated[Path, typer.Argument(help="Where to create the project (new or empty).")]) -> None:
-    """Scaffold a project: handlers/, modules/hello (a WebAssembly module) and gati.toml."""
-    root = scaffold(directory)
-    print(f"created {root}")
-    print("  handlers/index.py          GET /")
-    print("  handlers/hello/[name].py   GET, POST /hello/{name}")
-    print("  modules/hello/             a WebAssembly module in WAT (no build step)")
-    print("  gati.toml                  server settings and [config]")
-    print(f"next: gati serve {directory}   then: curl 'http://127.0.0.1:8080/?name=you'")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the project (new or empty).")],
+    template: Annotated[str, typer.Option("--template", "-t", help=f"The starting project: {', '.join(PROJECT_TEMPLATES)}.")] = "hello",
+    as_json: JsonOpt = False,
+) -> None:
+    """Scaffold a project: handlers/, modules/, tests/ and gati.toml (--template: see gati init --help)."""
+    root = scaffold(directory, template)
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    if as_json:
+        return print_json({"dir": str(root), "template": template, "files": files})
+    out.print(f"created {escape(str(root))} ({PROJECT_TEMPLATES[template]})", highlight=False)
+    for f in files:
+        out.print(f"  {escape(f)}", highlight=False)
+    out.print(f"next: gati test --project {directory}   then: gati dev {directory}", highlight=False)
 
 
 @app.command()
@@ -89,45 +102,34 @@ def serve(
         Optional[int], typer.Option(min=1, help="Processes serving the port together (default: one per core; see docs/performance.md).")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log a line per request (costs about as much CPU as a bare aiohttp request).")] = True,
+    log_format: LogFormatOpt = "text",
 ) -> None:
     """Serve a project over HTTP; its modules are registered on start."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_format)
     settings = load_settings(directory)
     host, port = host or settings.server.host, port or settings.server.port
     count = workers or default_count()
+    drift = DriftWatch(directory)  # warns of modules on disk that are not what is served
     try:
         if count == 1:
             application = build_app(directory)
 
             def ready(_: str) -> None:
+                drift.start()
                 out.print(f"gati: serving {application[PROJECT].dir} on http://{host}:{port} (Ctrl+C stops)", highlight=False)
 
-            web.run_app(application, host=host, port=port, print=ready, **access_log_options(access_log))
+            web.run_app(application, host=host, port=port, print=ready, **access_log_options(access_log, log_format))
         else:
 
             def all_ready(bound: int) -> None:
+                drift.start()
                 out.print(f"gati: serving {directory.resolve()} on http://{host}:{bound} with {count} workers (Ctrl+C stops)", highlight=False)
 
-            serve_workers(directory, host, port, count, all_ready, access_log=access_log)
+            serve_workers(directory, host, port, count, all_ready, access_log=access_log, log_format=log_format)
     except OSError as exc:
-        raise _cannot_listen(host, port, exc) from None
-
-
-def _cannot_listen(host: str, port: int, exc: OSError) -> Exception:
-    """The bind error with the fix that fits it; any other OSError is not about listening."""
-    where = f"cannot listen on {host}:{port}"
-    if isinstance(exc, socket.gaierror):
-        return GatiError(
-            f"{where}: {host!r} is neither an IP address nor a name that resolves ({exc.strerror})",
-            fix="give an address of this machine, e.g. --host 127.0.0.1 (0.0.0.0: every interface)",
-        )
-    if exc.errno == errno.EADDRINUSE:
-        return GatiError(f"{where}: the port is in use", fix="choose another --port, or stop what listens there")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return GatiError(f"{where}: {host} is not an address of this machine", fix="give one of its addresses, e.g. --host 127.0.0.1 (0.0.0.0: every interface)")
-    if exc.errno == errno.EACCES and port < 1024:
-        return GatiError(f"{where}: ports below 1024 need privileges", fix="choose --port 1024 or above")
-    return exc
+        raise cannot_listen(host, port, exc) from None
+    finally:
+        drift.stop()
 
 
 # modules --------------------------------------------------------------------------------
@@ -138,10 +140,13 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> Exception:
 def module_register(
     path: Annotated[Path, typer.Argument(help="A module folder holding module.toml (or the file itself).")],
     project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Register a module (again, after a rebuild): validates its manifest and records its artifact's sha256."""
     with open_state(project) as state:
         s = register_module(state, path).summary()
+    if as_json:
+        return print_json(s)
     out.print(f"registered {s['name']} {s['version']} ({s['kind']}), sha256 {s['artifact_sha256'][:12]}", highlight=False)
 
 
@@ -191,10 +196,12 @@ def module_show(name: str, project: ProjectOpt = Path("."), as_json: JsonOpt = F
 
 @module_app.command("remove")
 @user_errors
-def module_remove(name: str, project: ProjectOpt = Path(".")) -> None:
+def module_remove(name: str, project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Forget a module (every registered version of it)."""
     with open_state(project) as state:
         count = state.registry.remove(name)
+    if as_json:
+        return print_json({"name": name, "versions_removed": count})
     out.print(f"removed {name} ({count} version{'s' if count != 1 else ''})", highlight=False)
 
 
@@ -261,6 +268,17 @@ def _with_manager(project: Path, fn) -> Any:
                 await manager.close()
 
     return run(main)
+
+
+# the module author's workflow: one file each under runtime/cli/ --------------------------------
+
+app.add_typer(new_app, name="new")
+app.command("build")(build_command)
+app.command("test", **TEST_SETTINGS)(test_command)
+app.command("dev")(dev_command)
+app.command("doctor")(doctor_command)
+app.command("publish")(publish_command)
+app.callback()(main_options)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ the key, the problem and the fix; nothing else escapes `parse_manifest`. Each
 
     [artifact]
     path = "build/thumbs.wasm"
+    build_command = "sh build.sh"      # optional: what `gati build` runs in the module's folder
 
     [methods.resize]
     timeout_ms = 2000
@@ -66,6 +67,9 @@ class Artifact(_Strict):
     args: list[str] = []  # native: arguments after the executable
     image: str | None = None  # oci: an image reference already in the local engine
     build: str | None = None  # oci: a build context directory holding a Dockerfile
+    # Any kind: the shell command `gati build` runs in the module's folder to make the artifact
+    # (not `build`, which names an oci module's Docker build context).
+    build_command: str | None = None
 
 
 class Method(_Strict):
@@ -303,7 +307,8 @@ def _check_paths(loaded: LoadedManifest) -> None:
     artifact = loaded.artifact_path()
     if artifact is not None and not artifact.is_file():
         problem = f"artifact {artifact} is not a regular file" if artifact.exists() else f"artifact {artifact} does not exist"
-        raise ManifestError(loaded.file, "artifact.path", problem, "build the module first (see its build script)")
+        fix = f"build it first: gati build {loaded.name}" if m.artifact.build_command else "build the module first (see its build script)"
+        raise ManifestError(loaded.file, "artifact.path", problem, fix)
     context = loaded.build_context()
     if context is not None and not context.is_dir():
         raise ManifestError(loaded.file, "artifact.build", f"build context {context} is not a directory", "name the folder holding the Dockerfile")

@@ -12,6 +12,7 @@ Handler files and hooks.py are imported here, when the app is built; modules sta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from aiohttp import web
 
@@ -26,9 +27,10 @@ from runtime.http.lifespan import draining, lifespan
 from runtime.http.metrics import Metrics
 from runtime.http.project import Project, ProjectError, load_project
 from runtime.http.project_hooks import load_project_hooks
-from runtime.http.routing import load_routes
+from runtime.http.routing import Router, load_routes
 from runtime.http.system import add_system_routes
 from runtime.http.tracing import Tracer
+from runtime.modules.manager import Intercept
 from runtime.reports.endpoint import add_audit_routes
 
 # For those who hold the app: the project it serves (the CLI), its tracer (to add exporters);
@@ -37,8 +39,10 @@ PROJECT = web.AppKey("project", Project)
 TRACER = web.AppKey("tracer", Tracer)
 
 
-def build_app(project_dir: str | Path) -> web.Application:
-    """The aiohttp application serving a project. Handler files and hooks.py are imported now, modules start on startup."""
+def build_app(project_dir: str | Path, *, intercept: Intercept | None = None, unregistered: Iterable[Path] = ()) -> web.Application:
+    """The aiohttp application serving a project. Handler files and hooks.py are imported now, modules start on startup.
+
+    intercept and unregistered are the testing kit's (runtime.testing): see Runtime."""
     project = load_project(project_dir)
     s = project.settings
     router = load_routes(project.handlers_dir)
@@ -54,18 +58,10 @@ def build_app(project_dir: str | Path) -> web.Application:
         metrics=Metrics(project.dir.name),
         tracer=Tracer(),
         global_grant=Grant(hooks.secrets, "hooks.py", "add {name} to SECRETS in hooks.py"),
+        intercept=intercept,
+        unregistered=frozenset(Path(p).resolve() for p in unregistered),
     )
-    for route in router.routes:
-        rt.lifecycles[id(route)] = Lifecycle.build(
-            route.handler,
-            hooks.hooks,
-            route.hooks,
-            request_type=route.request_type,
-            response_type=route.response_type,
-            hook_timeout_ms=s.server.hook_timeout_ms,
-            name=route.rel,
-        )
-        rt.grants[id(route)] = Grant(route.secrets | hooks.secrets, f"handler {route.rel}", f"add {{name}} to SECRETS in handlers/{route.rel}")
+    use_routes(rt, router)
     largest_body = max([s.ingress.max_body_bytes] + [r.max_body_bytes or 0 for r in router.routes])
     app = web.Application(client_max_size=largest_body + 1)  # our Ingress gives the 413 with its fix
     app[RUNTIME], app[PROJECT], app[TRACER] = rt, project, rt.tracer
@@ -76,6 +72,35 @@ def build_app(project_dir: str | Path) -> web.Application:
     # Our Router owns the rest of the URL space: file-based routes, with our own 404/405 bodies.
     app.router.add_route("*", "/{path:.*}", dispatch)
     return app
+
+
+def use_routes(rt: Runtime, router: Router) -> None:
+    """Serve router's routes from now on: their lifecycles and secret grants, swapped in at once.
+
+    No await runs between a request's route match and its lifecycle lookup (runtime.http.dispatch),
+    so a request sees either the old routes or the new ones whole (reload_handlers, `gati dev`)."""
+    s, hooks = rt.project.settings, rt.hooks
+    lifecycles, grants = {}, {}
+    for route in router.routes:
+        lifecycles[id(route)] = Lifecycle.build(
+            route.handler,
+            hooks.hooks,
+            route.hooks,
+            request_type=route.request_type,
+            response_type=route.response_type,
+            hook_timeout_ms=s.server.hook_timeout_ms,
+            name=route.rel,
+        )
+        grants[id(route)] = Grant(route.secrets | hooks.secrets, f"handler {route.rel}", f"add {{name}} to SECRETS in handlers/{route.rel}")
+    rt.router, rt.lifecycles, rt.grants = router, lifecycles, grants
+
+
+def reload_handlers(app: web.Application) -> Router:
+    """Import handlers/ again and serve it; a file that fails to import raises RouteError and the old routes stay."""
+    rt = app[RUNTIME]
+    router = load_routes(rt.project.handlers_dir)
+    use_routes(rt, router)
+    return router
 
 
 def _audit_endpoint(app: web.Application, rt: Runtime) -> None:

@@ -9,6 +9,7 @@ exist only while the app runs; every request (runtime.http.dispatch) and the sys
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from runtime.http.project_hooks import ProjectHooks
 from runtime.http.routing import Router
 from runtime.http.tracing import Tracer
 from runtime.modules import ModuleManager
+from runtime.modules.manager import Intercept
 
 
 @dataclass
@@ -47,6 +49,10 @@ class Runtime:
     executions: ExecutionRecords | None = None
     status: str = "starting"  # starting | ready | stopping
     grants: dict[int, Grant] = field(default_factory=dict)
+    # For tests (runtime.testing): what sees every module call first, and module folders not to
+    # register because intercept answers for them (simulated modules).
+    intercept: Intercept | None = None
+    unregistered: frozenset[Path] = frozenset()
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

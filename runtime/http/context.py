@@ -24,6 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Callable
@@ -107,6 +108,7 @@ class LocalContext:
         self.started_at = time.monotonic()
         self.method = self.path = self.route = ""
         self.version = ""
+        self.handler = ""  # the handler file, relative to handlers/ (structured logs)
         self.flags: tuple[str, ...] = ()  # from the X-Gati-Flags header, e.g. ("debug",)
         self.client_request_id = ""  # a caller's X-Request-Id that was not adopted (see [ingress] trust_request_id)
         self.auth: Any = None  # the runtime.http.auth.Principal of an authenticated request
@@ -271,6 +273,10 @@ class LocalContext:
         self._state = copy.deepcopy(snap.state)
         self._tasks = [replace(t) for t in snap.tasks]
         self.events = [dict(e) for e in copy.deepcopy(snap.events)]
+
+
+# The request being served, for what has no lctx at hand: structured log lines (runtime/cli/logs.py).
+current_request: ContextVar["LocalContext | None"] = ContextVar("gati_current_request", default=None)
 
 
 def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:

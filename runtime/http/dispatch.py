@@ -23,7 +23,7 @@ from runtime.core.call import CallContext, request_context
 from runtime.core.errors import GatiError, HandlerTimeout
 from runtime.core.secrets import Grant, current_grant
 from runtime.http.appstate import RUNTIME, Runtime
-from runtime.http.context import LocalContext
+from runtime.http.context import LocalContext, current_request
 from runtime.http.executions import execution_record
 from runtime.http.request import Request
 from runtime.http.response import Response, encode_json
@@ -37,13 +37,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     start = time.perf_counter()
     lctx = rt.ingress.open(request)
+    request_token = current_request.set(lctx)  # for log lines that have no lctx at hand (runtime.http.logs)
     span = rt.tracer.start(request.method, request.headers.get("traceparent"), lctx, {"gati.request_id": lctx.request_id})
     route: Route | None = None
     try:
         rt.ingress.check(request)
         match = rt.router.match(request.method, request.rel_url.raw_path)
         route = match.route
-        lctx.route, lctx.version = route.pattern, route.version
+        lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
         if span.is_recording():
             span.update_name(f"{request.method} {route.pattern}")
             span.set_attributes({"http.route": route.pattern, "gati.handler": route.rel, "gati.version": route.version})
@@ -67,6 +68,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     resp.headers["X-Request-Id"] = lctx.request_id
     resp.headers["traceparent"] = lctx.traceparent
     _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, span)
+    current_request.reset(request_token)
     return resp
 
 

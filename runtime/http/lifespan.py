@@ -37,10 +37,12 @@ async def lifespan(app: web.Application):
     state = StateDir.open(project.dir, configured_key(s.audit.key_secret, rt.secrets))
     try:
         for module_dir in project.module_dirs():
-            register_module(state, module_dir)
+            if module_dir.resolve() not in rt.unregistered:  # a simulated module (runtime.testing) is not registered
+                register_module(state, module_dir)
         _warn_contracts(rt, state)
         manager = ModuleManager(state, egress_hosts=dict(s.egress.hosts), secrets=rt.secrets)
         manager.observer = rt.metrics.module_call
+        manager.intercept = rt.intercept
         rt.bus = await _bus(s.pubsub)
     except BaseException:
         state.close()

@@ -50,7 +50,13 @@ from runtime.core.secrets import SecretsSettings
 from runtime.http.ratelimit import Rate
 
 CONFIG_FILE = "gati.toml"
-TEMPLATE = Path(__file__).parent / "templates" / "project"
+TEMPLATES = Path(__file__).parent / "templates"
+# `gati init --template NAME`: each a folder under templates/, with handlers and tests (runtime.testing)
+PROJECT_TEMPLATES = {
+    "hello": "handlers calling a WebAssembly module (WAT, no build step)",
+    "minimal": "one handler and its test, no modules",
+    "api": "a JSON API: typed request and response validation, a hook for every route, tests",
+}
 
 
 class ProjectError(GatiError):
@@ -233,11 +239,14 @@ def parse_settings(text: bytes, file: Path) -> Settings:
     return settings
 
 
-def scaffold(target: str | Path) -> Path:
-    """Copy the project template into target (new or empty); returns the project path."""
+def scaffold(target: str | Path, template: str = "hello") -> Path:
+    """Copy a project template into target (new or empty); returns the project path."""
+    if template not in PROJECT_TEMPLATES:
+        raise GatiError(f"there is no project template {template!r}", fix=f"use --template with one of: {', '.join(PROJECT_TEMPLATES)}")
     root = Path(target).resolve()
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise GatiError(f"{root} exists and is not empty", fix="choose a new directory name")
-    shutil.copytree(TEMPLATE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / ".gitignore").write_text(".gati/\n__pycache__/\n")
+    shutil.copytree(TEMPLATES / template, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "modules").mkdir(exist_ok=True)  # where `gati new module` puts modules, in every template
+    (root / ".gitignore").write_text(".gati/\n__pycache__/\nbuild/\nnode_modules/\n")
     return root

@@ -36,17 +36,12 @@ from aiohttp import web
 
 from runtime.core.errors import GatiError
 from runtime.http.app import build_app
+from runtime.http.logs import access_log_options, setup_logging
 
 log = logging.getLogger("gati.workers")
 
 STOP_GRACE_S = 15.0  # how long stopping workers may take to finish their requests before they are killed
 RESTART_PAUSE_S = 1.0  # between a worker's death and its replacement, so a crash loop does not spin
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
-
-
-def access_log_options(on: bool) -> dict:
-    """web.run_app's access-log arguments: a line per request, or none (access_log=None)."""
-    return {"access_log_format": ACCESS_LOG_FORMAT} if on else {"access_log": None}
 
 
 class Stop(Exception):
@@ -59,7 +54,9 @@ def default_count() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-def serve_workers(directory: Path, host: str, port: int, count: int, ready: Callable[[int], None], *, access_log: bool = True) -> None:
+def serve_workers(
+    directory: Path, host: str, port: int, count: int, ready: Callable[[int], None], *, access_log: bool = True, log_format: str = "text"
+) -> None:
     """Serve with `count` worker processes until Ctrl+C or SIGTERM; ready(port) once all of them serve.
 
     Raises OSError when the port cannot be bound, the worker's GatiError when the project cannot start."""
@@ -69,9 +66,9 @@ def serve_workers(directory: Path, host: str, port: int, count: int, ready: Call
     workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        workers.append(_start(spawn, directory, host, port, access_log))
+        workers.append(_start(spawn, directory, host, port, access_log, log_format))
         _await_ready(*workers[0])  # alone first: it registers the modules, and a broken project fails once
-        workers.extend(_start(spawn, directory, host, port, access_log) for _ in range(count - 1))
+        workers.extend(_start(spawn, directory, host, port, access_log, log_format) for _ in range(count - 1))
         for worker in workers[1:]:
             _await_ready(*worker)
         ready(port)
@@ -82,7 +79,7 @@ def serve_workers(directory: Path, host: str, port: int, count: int, ready: Call
                     log.error("worker pid %s exited with code %s; starting another", process.pid, process.exitcode)
                     conn.close()
                     time.sleep(RESTART_PAUSE_S)
-                    workers[i] = _start(spawn, directory, host, port, access_log)
+                    workers[i] = _start(spawn, directory, host, port, access_log, log_format)
                     _await_ready(*workers[i])
     except (KeyboardInterrupt, Stop):
         pass
@@ -106,10 +103,10 @@ def reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _start(spawn, directory: Path, host: str, port: int, access_log: bool):
+def _start(spawn, directory: Path, host: str, port: int, access_log: bool, log_format: str):
     """Start one worker process; returns it with the end of the pipe on which it says "ready" (or why not)."""
     parent_conn, child_conn = spawn.Pipe(duplex=False)
-    process = spawn.Process(target=_worker, args=(str(directory), host, port, access_log, os.getpid(), child_conn), name="gati-worker")
+    process = spawn.Process(target=_worker, args=(str(directory), host, port, access_log, log_format, os.getpid(), child_conn), name="gati-worker")
     process.start()
     child_conn.close()
     return process, parent_conn
@@ -158,19 +155,19 @@ def _raise_stop(signum, frame) -> None:
 # in the worker process ------------------------------------------------------------------------
 
 
-def _worker(directory: str, host: str, port: int, access_log: bool, parent: int, conn: Connection) -> None:
+def _worker(directory: str, host: str, port: int, access_log: bool, log_format: str, parent: int, conn: Connection) -> None:
     # One stop, from the parent: Ctrl+C reaches the whole process group, and a second signal in
     # the middle of the graceful shutdown the first began would cut it short. So a worker ignores
     # SIGINT, and SIGTERM (the parent's, or the kernel's when the parent dies) starts aiohttp's
     # graceful exit once; aiohttp's own handlers, which take both signals every time, stay off.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s")
+    setup_logging(log_format, worker=os.getpid())
     try:
         application = build_app(directory)
         application.on_startup.append(_stop_gracefully_on_sigterm)
         web.run_app(
-            application, host=host, port=port, reuse_port=True, **access_log_options(access_log),
+            application, host=host, port=port, reuse_port=True, **access_log_options(access_log, log_format),
             print=lambda _: conn.send(("ready", os.getpid())), handle_signals=False,
         )
     except GatiError as exc:

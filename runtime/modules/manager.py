@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import msgspec
 
@@ -47,6 +47,11 @@ _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 # sandbox stops the work itself (epochs, kill); this only guards against a stuck backend.
 BACKSTOP_S = 2.0
 
+# What runs the call itself: (module, method, payload, ctx) -> the decoded answer.
+Proceed = Callable[[str, str, Any, CallContext], Awaitable[Any]]
+# Put in front of every call: intercept(module, method, payload, ctx, proceed) answers itself or awaits proceed(...).
+Intercept = Callable[[str, str, Any, CallContext, Proceed], Awaitable[Any]]
+
 
 class _Running:
     """A started sandbox plus the gate that bounds its concurrency."""
@@ -59,6 +64,9 @@ class _Running:
         self.max_waiting = limits.queue
         self.waiting = 0
         self.bounded = getattr(sandbox, "bounded", False)  # it stops its own calls: no backstop timer needed
+        self.active = 0  # calls in it, waiting or running: a replaced sandbox is closed once they are done
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def call(self, method: str, data: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         name = self.registration.name
@@ -68,26 +76,33 @@ class _Running:
                 fix="retry later, or raise [limits] concurrency / queue",
                 module=name,
             )
-        if self.slots.locked():
-            self.waiting += 1
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self.slots.acquire()
-            except TimeoutError:
-                raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
-            finally:
-                self.waiting -= 1
-        else:
-            await self.slots.acquire()  # free: returns at once
+        self.active += 1
+        self.idle.clear()
         try:
-            if self.bounded:
-                return await self.sandbox.call(method, data, ctx, timeout_s)
-            async with asyncio.timeout(timeout_s + BACKSTOP_S):
-                return await self.sandbox.call(method, data, ctx, timeout_s)
-        except TimeoutError:
-            raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
+            if self.slots.locked():
+                self.waiting += 1
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        await self.slots.acquire()
+                except TimeoutError:
+                    raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
+                finally:
+                    self.waiting -= 1
+            else:
+                await self.slots.acquire()  # free: returns at once
+            try:
+                if self.bounded:
+                    return await self.sandbox.call(method, data, ctx, timeout_s)
+                async with asyncio.timeout(timeout_s + BACKSTOP_S):
+                    return await self.sandbox.call(method, data, ctx, timeout_s)
+            except TimeoutError:
+                raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
+            finally:
+                self.slots.release()
         finally:
-            self.slots.release()
+            self.active -= 1
+            if self.active == 0:
+                self.idle.set()
 
 
 class ModuleManager:
@@ -107,8 +122,11 @@ class ModuleManager:
         self.contracts = Contracts()  # the methods' declared input/output schemas, checked on every call
         self._running: dict[str, _Running] = {}
         self._starting: dict[str, asyncio.Lock] = {}
+        self._retiring: set[asyncio.Task] = set()
         # Told of every call: (module, method, outcome "ok" or an error code, seconds). The app records metrics with it.
         self.observer: Callable[[str, str, str, float], None] | None = None
+        # Sees every call first, handlers' and modules' alike: runtime.testing's simulated modules and faults.
+        self.intercept: Intercept | None = None
 
     def health(self) -> dict[str, str]:
         """Each registered module: "ok" (started), "down" (its sandbox says it is unhealthy) or "idle" (not started yet)."""
@@ -135,6 +153,11 @@ class ModuleManager:
 
     async def _call(self, module: str, method: str, payload: Any, ctx: CallContext | None) -> Any:
         ctx = ctx or request_context.get()
+        if self.intercept is not None:
+            return await self.intercept(module, method, payload, ctx, self._dispatch)
+        return await self._dispatch(module, method, payload, ctx)
+
+    async def _dispatch(self, module: str, method: str, payload: Any, ctx: CallContext) -> Any:
         if ctx.depth > MAX_CALL_DEPTH:
             raise GatiError(f"module call chain deeper than {MAX_CALL_DEPTH} (a loop?) at {module}.{method}", module=module)
         registration = self.state.registry.get(module)
@@ -188,10 +211,24 @@ class ModuleManager:
                 return running
             sandbox = self.backends.of(registration.manifest.kind).sandbox(registration, self._host(registration))
             await sandbox.start()
-            if running is not None:
-                await running.sandbox.close()  # a newer registration replaces the old one
             self._running[name] = _Running(registration, sandbox)
+            if running is not None:
+                # A newer registration replaces the old one (a rebuild, `gati dev`): calls already in the
+                # old sandbox finish there, new ones go to the new sandbox; then the old one is closed.
+                task = asyncio.get_running_loop().create_task(self._retire(running))
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
             return self._running[name]
+
+    async def _retire(self, running: _Running) -> None:
+        timeout_s = running.registration.manifest.limits.timeout_ms / 1000 + BACKSTOP_S
+        try:
+            async with asyncio.timeout(timeout_s):  # every call in it has its own deadline: this is only a backstop
+                await running.idle.wait()
+        except TimeoutError:
+            pass
+        finally:
+            await running.sandbox.close()  # also when close() cancels the wait
 
     def _host(self, registration: Registration) -> Host:
         """The gate of one module, handed exactly what it may give out."""
@@ -210,6 +247,9 @@ class ModuleManager:
         )
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         for running in self._running.values():
             await running.sandbox.close()
         self._running.clear()

@@ -117,9 +117,14 @@ def debian_mirror() -> str:
     )
 
 
+def base_tag(lang: str) -> str:
+    """The tag of a language's base image: a digest of its recipe."""
+    return f"gati-base/{lang}:{_digest('debootstrap', SUITE, 'minbase', BASE_PACKAGES[lang], STRIP)}"
+
+
 def base_image(client: docker.DockerClient, lang: str) -> str:
+    tag = base_tag(lang)
     packages = BASE_PACKAGES[lang]
-    tag = f"gati-base/{lang}:{_digest('debootstrap', SUITE, 'minbase', packages, STRIP)}"
     if _exists(client, tag):
         return tag
     with _build_lock():
@@ -131,7 +136,7 @@ def base_image(client: docker.DockerClient, lang: str) -> str:
                 fix="run `make setup` as root once (it builds the base images), or use [artifact] image = ...",
             )
         mirror = debian_mirror()
-        log.warning("building %s from %s (debootstrap, once per recipe)", tag, mirror)
+        log.warning("building %s from %s (debootstrap, once per recipe: about a minute)", tag, mirror)
         with tempfile.TemporaryDirectory(prefix="gati-debootstrap-") as tmp:
             root = Path(tmp) / "rootfs"
             _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(root), mirror], "debootstrap")
@@ -148,9 +153,15 @@ def base_image(client: docker.DockerClient, lang: str) -> str:
 
 
 def _run(cmd: list[str], what: str, stdin=None) -> None:
-    done = subprocess.run(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if done.returncode != 0:
-        raise ImageError(f"{what} failed (exit {done.returncode}): {done.stdout[-800:]}", fix="see the output above; the mirror must be reachable")
+    # Line by line to the gati.oci log: a debootstrap is a minute of steps, not a minute of silence.
+    tail: list[str] = []
+    with subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-20:]
+            log.info("%s: %s", what.split()[0], line)
+    if proc.returncode != 0:
+        raise ImageError(f"{what} failed (exit {proc.returncode}): {chr(10).join(tail)[-800:]}", fix="see the output above; the mirror must be reachable")
 
 
 # -- layer 2: what modules of a language need from gati ---------------------------------
@@ -207,13 +218,27 @@ def sdk_image(client: docker.DockerClient, lang: str) -> str:
 
 
 def _build(client: docker.DockerClient, context: str, tag: str, buildargs: dict[str, str]) -> str:
+    # The low-level API streams the build's steps (to the gati.oci log); images.build only returns at the end.
+    tail: list[str] = []
+    built = None
     try:
         # network none: nothing is reachable anyway, and a RUN that tries fails at once instead of hanging.
-        image, _ = client.images.build(path=context, tag=tag, buildargs=buildargs, rm=True, forcerm=True, network_mode="none")
-        return image.id
-    except docker.errors.BuildError as exc:
-        tail = "".join(str(line.get("stream") or line.get("error") or "") for line in exc.build_log)[-1200:]
-        raise ImageError(f"docker build of {tag} failed: {exc.msg}\n{tail}", fix="fix the Dockerfile; only local images can be used") from None
+        for chunk in client.api.build(path=context, tag=tag, buildargs=buildargs, rm=True, forcerm=True, network_mode="none", decode=True):
+            text = str(chunk.get("stream") or "").strip()
+            if text:
+                tail = (tail + [text])[-20:]
+                log.info("docker build %s: %s", tag, text)
+                found = re.match(r"Successfully built ([0-9a-f]+)$", text)
+                built = found.group(1) if found else built
+            if isinstance(chunk.get("aux"), dict) and chunk["aux"].get("ID"):
+                built = chunk["aux"]["ID"]
+            if "error" in chunk:
+                detail = "\n".join(tail)[-1200:]
+                raise ImageError(f"docker build of {tag} failed: {chunk['error']}\n{detail}", fix="fix the Dockerfile; only local images can be used")
+        if built is None:
+            raise ImageError(f"docker build of {tag} named no image", fix="see the build output above")
+        # The ID this build made, never the tag's: another build may retag it meanwhile.
+        return client.images.get(built).id
     except docker.errors.APIError as exc:
         raise ImageError(f"docker build of {tag} failed: {exc.explanation}") from None
 
@@ -233,8 +258,7 @@ def register_image(loaded: LoadedManifest, client: docker.DockerClient | None = 
             raise ImageError(f"no Dockerfile in {context}", fix="add a Dockerfile (a file, not a link out of the folder) to the build context named by [artifact] build")
         text = dockerfile.read_text()
         args = {arg: sdk_image(client, lang) for arg, lang in BUILD_ARGS.items() if re.search(rf"\b{arg}\b", text)}
-        m = loaded.manifest
-        return _build(client, str(context), f"gati-module/{m.name}:{m.version}", args)
+        return _build(client, str(context), module_tag(loaded), args)
     try:
         return client.images.get(artifact.image).id
     except docker.errors.ImageNotFound:
@@ -243,6 +267,19 @@ def register_image(loaded: LoadedManifest, client: docker.DockerClient | None = 
             fix="build or load it first (docker build / docker load), or use [artifact] build = \"DIR\"",
             module=loaded.name,
         ) from None
+
+
+def module_tag(loaded: LoadedManifest) -> str:
+    return f"gati-module/{loaded.manifest.name}:{loaded.manifest.version}"
+
+
+def built_image_id(loaded: LoadedManifest) -> str | None:
+    """The ID of the image a build context last built for this module, if the engine has it (gati build's up-to-date check)."""
+    try:
+        with contextlib.closing(_client()) as client:
+            return client.images.get(loaded.manifest.artifact.image or module_tag(loaded)).id
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def check_image(client: docker.DockerClient, loaded: LoadedManifest, recorded: str) -> str:

@@ -1,0 +1,91 @@
+"""How a server logs: `--log-format text|json` for serve (and each of its workers) and dev.
+
+json: one object per line with time, level, logger and message, and for a line logged while a
+request is served its request_id, trace_id, route, handler (the file under handlers/) and
+version; the access log's lines carry method, path, status, duration_ms, remote, the request id
+and the trace id. The text access log carries the request id too, so a line in either format
+finds its request's execution record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from aiohttp.abc import AbstractAccessLogger
+
+from runtime.core.errors import GatiError
+from runtime.http.context import current_request
+
+FORMATS = ("text", "json")
+TEXT_ACCESS = '%a "%r" %s %b %Tf request=%{X-Request-Id}o'
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, worker: int | None = None):
+        super().__init__()
+        self.worker = worker
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.worker is not None:
+            entry["worker"] = self.worker
+        lctx = current_request.get()
+        if lctx is not None:
+            entry.update(request_id=lctx.request_id, trace_id=lctx.trace_id, route=lctx.route, handler=lctx.handler, version=lctx.version)
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One JSON line per request; the ids come from the response (the request's context is gone by now)."""
+
+    def log(self, request, response, duration: float) -> None:
+        traceparent = response.headers.get("traceparent", "").split("-")
+        fields = {
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": round(duration * 1000, 3),
+            "remote": request.remote,
+            "request_id": response.headers.get("X-Request-Id", ""),
+            "trace_id": traceparent[1] if len(traceparent) >= 4 else "",
+        }
+        self.logger.info("%s %s %s", request.method, request.path, response.status, extra={"fields": fields})
+
+
+def check_format(log_format: str) -> str:
+    if log_format not in FORMATS:
+        raise GatiError(f"{log_format!r} is not a log format", fix="use --log-format text or --log-format json")
+    return log_format
+
+
+def setup_logging(log_format: str, *, worker: int | None = None) -> None:
+    """The root logger to stderr at INFO, in the format asked for; a worker names itself on each line."""
+    check_format(log_format)
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(worker))
+    else:
+        who = f" [worker {worker}]" if worker is not None else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def access_log_options(on: bool = True, log_format: str = "text") -> dict[str, Any]:
+    """What web.run_app / web.AppRunner take for the access log: a line per request in the format, or none."""
+    if not on:
+        return {"access_log": None}
+    return {"access_log_class": JsonAccessLogger} if log_format == "json" else {"access_log_format": TEXT_ACCESS}
