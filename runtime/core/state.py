@@ -12,7 +12,7 @@ from typing import Callable
 
 from runtime.core.audit_key import AuditKey
 from runtime.core.audit_log import AuditLog
-from runtime.core.kv import KvStore
+from runtime.core.kv import KvStore, SqliteKvStore
 from runtime.core.registry import Registry
 
 KeySource = Callable[[], AuditKey | None]
@@ -54,7 +54,7 @@ class StateDir:
 
     @cached_property
     def kv(self) -> KvStore:
-        return KvStore(self.path / "kv.db")
+        return SqliteKvStore(self.path / "kv.db")
 
     @property
     def cache_dir(self) -> Path:
