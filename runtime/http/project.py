@@ -30,6 +30,12 @@
 
     [codegen]                         # where `gati codegen` writes: openapi = "openapi.json", typescript = "sdk/ts", python = "typings"
 
+    [cluster]                         # several instances sharing state: docs/scaling.md
+    nats = "nats://nats:4222"         # kv, registry, rate limits and audit mirror on JetStream; "" = local files
+    namespace = "default"             # instances with the same nats and namespace share everything
+    instance = ""                     # this instance in the audit stream (default: host name + state dir)
+    timeout_ms = 2000                 # each shared-state operation; past it: 503
+
     [config]                          # anything; handlers read it as gctx.config, read-only
     greeting = "hello"
 """
@@ -131,6 +137,13 @@ class Codegen(_Strict):
     python: str = ""  # e.g. "typings" (gati_modules.pyi)
 
 
+class Cluster(_Strict):
+    nats: str = ""
+    namespace: str = "default"
+    instance: str = ""
+    timeout_ms: int = 2000
+
+
 class Settings(_Strict):
     server: Server = Server()
     ingress: Ingress = Ingress()
@@ -141,6 +154,7 @@ class Settings(_Strict):
     modules: Modules = Modules()
     egress: Egress = Egress()
     codegen: Codegen = Codegen()
+    cluster: Cluster = Cluster()
     config: dict[str, Any] = {}
 
 
@@ -202,7 +216,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         unknown = re.match(r"Object contains unknown field `(.+)`", problem)
         if unknown:
             key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
-            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen] and [config] (free-form)"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen], [cluster] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
     if not 0 < settings.server.port < 65536:
@@ -213,6 +227,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         ("ingress.max_body_bytes", settings.ingress.max_body_bytes, "max_body_bytes = 1048576"),
         ("pubsub.queue_size", settings.pubsub.queue_size, "queue_size = 1000"),
         ("pubsub.publish_timeout_ms", settings.pubsub.publish_timeout_ms, "publish_timeout_ms = 1000"),
+        ("cluster.timeout_ms", settings.cluster.timeout_ms, "timeout_ms = 2000"),
     ):
         if value <= 0:
             raise ProjectError(file, key, "must be positive", f"e.g. {example}")
@@ -225,6 +240,13 @@ def parse_settings(text: bytes, file: Path) -> Settings:
     unknown = set(settings.secrets.providers) - {"env", "file"}
     if unknown:
         raise ProjectError(file, "secrets.providers", f"unknown provider(s) {sorted(unknown)}", 'use "env" and/or "file"')
+    cluster = settings.cluster
+    if cluster.nats and not re.fullmatch(r"(nats|tls)://\S+", cluster.nats):
+        raise ProjectError(file, "cluster.nats", f"{cluster.nats!r} is not a NATS URL", 'e.g. nats = "nats://nats.internal:4222"')
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", cluster.namespace):
+        raise ProjectError(file, "cluster.namespace", f"{cluster.namespace!r} is not a namespace", "use 1-32 letters, digits, _ and -")
+    if cluster.instance and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cluster.instance):
+        raise ProjectError(file, "cluster.instance", f"{cluster.instance!r} is not an instance name", 'use letters, digits, _ and -, or "" for the default')
     if settings.ingress.rate_limit:
         try:
             Rate.parse(settings.ingress.rate_limit)

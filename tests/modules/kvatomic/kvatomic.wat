@@ -1,5 +1,5 @@
 ;; kvatomic: the atomic kv host functions of docs/wasm-abi.md, driven by tests.
-;; Every method works on key "k" of store "counts" and outputs {"status":S,"result":"HEX"}:
+;; Every method but count works on key "k" of store "counts" and outputs {"status":S,"result":"HEX"}:
 ;; S the host call's status (one digit), HEX the host's result buffer in hex.
 ;; cas and delete take a JSON string input whose first 16 characters are the 8 bytes of
 ;; the revision (little-endian) in lower-case hex; cas's value follows a colon.
@@ -7,6 +7,7 @@
   (import "gati" "input_len" (func $input_len (result i32)))
   (import "gati" "input_read" (func $input_read (param i32)))
   (import "gati" "output" (func $output (param i32 i32)))
+  (import "gati" "error" (func $error (param i32 i32)))
   (import "gati" "result_len" (func $result_len (result i32)))
   (import "gati" "result_read" (func $result_read (param i32)))
   (import "gati" "kv_entry" (func $kv_entry (param i32 i32 i32 i32) (result i32)))
@@ -76,6 +77,18 @@
 
   (func (export "decrement") (result i32)
     (call $answer (call $kv_increment (i32.const 0) (i32.const 6) (i32.const 8) (i32.const 1) (i32.const -5))))
+
+  ;; count: what a real module does. The new value as the output; when the host call fails,
+  ;; its error as the module's error (the runtime reports why shared state failed, if it did)
+  (func (export "count") (result i32)
+    (local $status i32) (local $n i32)
+    (local.set $status (call $kv_increment (i32.const 0) (i32.const 6) (i32.const 8) (i32.const 1) (i32.const 1)))
+    (local.set $n (call $result_len))
+    (call $result_read (i32.const 8192))
+    (if (i32.eqz (local.get $status))
+      (then (call $output (i32.const 8192) (local.get $n)) (return (i32.const 0))))
+    (call $error (i32.const 8192) (local.get $n))
+    (i32.const 1))
 
   ;; the value runs from after the quote, 16 digits and the colon (1042) to before the closing quote
   (func (export "cas") (result i32)
