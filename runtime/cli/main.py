@@ -33,6 +33,7 @@ from rich.table import Table
 from runtime.cli.audit import audit_app
 from runtime.cli.codegen import codegen_app
 from runtime.cli.contracts import contracts_app
+from runtime.cli.serving import claim_state
 from runtime.cli.common import (
     JsonOpt,
     ProjectOpt,
@@ -48,7 +49,7 @@ from runtime.core.call import CallContext
 from runtime.core.errors import BadPayload, GatiError
 from runtime.core.secrets import configured as configured_secrets
 from runtime.http.app import PROJECT, build_app
-from runtime.http.project import load_settings, scaffold
+from runtime.http.project import is_project, load_settings, scaffold
 from runtime.http.workers import access_log_options, default_count, serve_workers
 from runtime.modules import ModuleManager, register_module
 from runtime.modules.grpc_module_server import serve_module
@@ -95,6 +96,8 @@ def serve(
     settings = load_settings(directory)
     host, port = host or settings.server.host, port or settings.server.port
     count = workers or default_count()
+    if is_project(directory):  # once per `gati serve`, whatever its workers
+        claim_state(directory, settings, port)
     try:
         if count == 1:
             application = build_app(directory)

@@ -72,7 +72,7 @@ class NatsRegistry:
     # the replica -----------------------------------------------------------------------------
     async def _refresh(self) -> None:
         seen = await self.bucket.last_sequence()
-        if seen != self._seen or self._problems:
+        if seen != self._seen or self._problems or self._gone():
             replica: dict[str, list[Registration]] = {}
             problems: dict[tuple[str, str, float], GatiError] = {}
             for key in await self.bucket.keys():
@@ -117,6 +117,19 @@ class NatsRegistry:
             registration = Registration(LoadedManifest(loaded.manifest, loaded.file, str(folder)), record.digest, record.registered_at)
         self._local[record.key] = registration
         return registration
+
+    def _gone(self) -> bool:
+        """Did a module folder the replica points at lose its artifact (moved, deleted)? Then use the fetched copy."""
+        gone = False
+        for key, registration in list(self._local.items()):
+            try:
+                path = registration.loaded.artifact_path()
+            except GatiError:
+                path = None
+            if path is not None and not path.is_file():
+                del self._local[key]
+                gone = True
+        return gone
 
     @staticmethod
     def _here(loaded: LoadedManifest, digest: str) -> bool:
