@@ -6,6 +6,7 @@
     gati call MODULE METHOD [JSON]      call a module once, in this process
     gati audit [MODULE...]              what modules may do, did, were refused; findings (runtime/reports)
     gati audit diff OLD NEW | verify    permission diff between manifests; check the log's hash chain
+    gati deploy k8s --image IMG         write the project's Kubernetes objects (runtime/cli/deploy.py)
 
 Every command takes --project DIR (default: the current directory) to find the state
 directory (DIR/.gati, or $GATI_HOME). User errors print what went wrong and how to fix
@@ -33,6 +34,7 @@ from rich.table import Table
 from runtime.cli.audit import audit_app
 from runtime.cli.codegen import codegen_app
 from runtime.cli.contracts import contracts_app
+from runtime.cli.deploy import deploy_app
 from runtime.cli.serving import claim_state
 from runtime.cli.common import (
     JsonOpt,
@@ -63,6 +65,7 @@ app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
 app.add_typer(codegen_app, name="codegen")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(deploy_app, name="deploy")
 
 # project --------------------------------------------------------------------------------
 

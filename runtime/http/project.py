@@ -31,6 +31,7 @@
     [codegen]                         # where `gati codegen` writes: openapi = "openapi.json", typescript = "sdk/ts", python = "typings"
 
     [cluster]                         # several instances sharing state: docs/scaling.md
+                                      # (GATI_CLUSTER_NATS, _NAMESPACE, _INSTANCE override these)
     nats = "nats://nats:4222"         # kv, registry, rate limits and audit mirror on JetStream; "" = local files
     namespace = "default"             # instances with the same nats and namespace share everything
     instance = ""                     # this instance in the audit stream (default: host name + state dir)
@@ -42,6 +43,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tomllib
@@ -219,6 +221,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
             fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen], [cluster] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
+    settings = _cluster_from_environment(settings)
     if not 0 < settings.server.port < 65536:
         raise ProjectError(file, "server.port", f"{settings.server.port} is not a TCP port", "use 1-65535")
     for key, value, example in (
@@ -253,6 +256,14 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         except ValueError as exc:
             raise ProjectError(file, "ingress.rate_limit", str(exc), 'e.g. rate_limit = "100/s"') from None
     return settings
+
+
+def _cluster_from_environment(settings: Settings) -> Settings:
+    """GATI_CLUSTER_NATS / _NAMESPACE / _INSTANCE over [cluster]: one image, many deployments (docs/kubernetes.md)."""
+    given = {key: os.environ[f"GATI_CLUSTER_{key.upper()}"] for key in ("nats", "namespace", "instance") if os.environ.get(f"GATI_CLUSTER_{key.upper()}")}
+    if not given:
+        return settings
+    return msgspec.structs.replace(settings, cluster=msgspec.structs.replace(settings.cluster, **given))
 
 
 def scaffold(target: str | Path) -> Path:
