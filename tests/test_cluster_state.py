@@ -247,3 +247,33 @@ async def test_audit_records_wait_out_an_outage(instance, jetstream, tmp_path): 
     jetstream.start()
     await eventually(lambda: mirror.mirrored == 6, "mirroring after the outage")
     assert verify(fetch_logs(a.cluster, tmp_path / "fetched")["alpha"]).records == 6
+
+
+# settings ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "toml, key",
+    [
+        ('[cluster]\nnats = "http://x:4222"\n', "cluster.nats"),
+        ('[cluster]\nnats = "nats://x:4222"\nnamespace = "a.b"\n', "cluster.namespace"),
+        ('[cluster]\ninstance = "a b"\n', "cluster.instance"),
+        ('[cluster]\ntimeout_ms = 0\n', "cluster.timeout_ms"),
+        ('[cluster]\nnatz = "nats://x"\n', "cluster.natz"),
+    ],
+)
+def test_cluster_settings_are_checked(toml, key):
+    from runtime.http.project import ProjectError, parse_settings
+
+    with pytest.raises(ProjectError) as refused:
+        parse_settings(toml.encode(), Path("gati.toml"))
+    assert refused.value.details["key"] == key and refused.value.fix
+
+
+def test_cluster_settings_from_the_environment_override_gati_toml(monkeypatch):
+    from runtime.http.project import parse_settings
+
+    monkeypatch.setenv("GATI_CLUSTER_NATS", "nats://from-env:4222")
+    monkeypatch.setenv("GATI_CLUSTER_NAMESPACE", "shop")
+    cluster = parse_settings(b'[cluster]\nnats = "nats://file:4222"\ninstance = "i1"\n', Path("gati.toml")).cluster
+    assert (cluster.nats, cluster.namespace, cluster.instance) == ("nats://from-env:4222", "shop", "i1")

@@ -155,6 +155,8 @@ class Cluster:
                     log.debug("closing the NATS connection: %s", exc)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=self.timeout_s + 1)
+        if not self.loop.is_running():
+            self.loop.close()
 
     # connection events ------------------------------------------------------------------------------
     async def _error(self, exc: Exception) -> None:
