@@ -58,6 +58,7 @@ HANDLERS = {
 def environ() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GATI_HOME"}
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{ROOT / 'sdk' / 'python'}"
+    env["GATI_SECRET_AUDIT_KEY"] = "k" * 48  # [audit] key_secret: every instance signs with it, so any verifies all
     return env
 
 
@@ -112,7 +113,7 @@ async def cluster(tmp_path, jetstream):  # noqa: F811
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def start(n: int) -> list[Instance]:
-        toml = f'[cluster]\nnats = "{jetstream.url}"\nnamespace = "t"\ntimeout_ms = 1500\n'
+        toml = f'[cluster]\nnats = "{jetstream.url}"\nnamespace = "t"\ntimeout_ms = 1500\n[audit]\nkey_secret = "audit_key"\n'
         for i, name in enumerate("abc"[:n]):
             project = make_project(tmp_path / name, toml, with_module=i == 0)
             instances.append(Instance(project, tmp_path / f"{name}.log"))

@@ -19,6 +19,7 @@ from nats_support import jetstream  # noqa: F401 (fixture)
 
 from runtime.cluster.audit import fetch_logs
 from runtime.cluster.state import ClusterState
+from runtime.core.audit_key import AuditKey
 from runtime.core.audit_log import verify
 from runtime.core.call import CallContext
 from runtime.core.errors import IntegrityError, ModuleNotFound, StateUnavailable
@@ -29,6 +30,7 @@ from runtime.modules.manager import ModuleManager
 ROOT = Path(__file__).resolve().parents[1]
 KVATOMIC = ROOT / "tests" / "modules" / "kvatomic"
 CTX = CallContext(request_id="req-c", trace_id="trace-c", caller="test")
+KEY = AuditKey(b"k" * 32, "secret audit_key")  # what [audit] key_secret gives every instance alike
 WAIT_S = 20.0
 
 
@@ -218,7 +220,7 @@ def record(state: ClusterState, n: int) -> None:
 
 
 async def test_each_instance_audit_log_is_mirrored_and_verifies_on_its_own(instance, tmp_path):
-    a, b = instance("a", instance="alpha"), instance("b", instance="beta")
+    a, b = instance("a", instance="alpha", audit_key=KEY), instance("b", instance="beta", audit_key=KEY)
     record(a, 30)
     record(b, 5)
     mirrors = [a.mirror_audit(), b.mirror_audit()]
@@ -226,7 +228,8 @@ async def test_each_instance_audit_log_is_mirrored_and_verifies_on_its_own(insta
     logs = fetch_logs(a.cluster, tmp_path / "fetched")
     assert sorted(logs) == ["alpha", "beta"]
     assert logs["alpha"].read_bytes() == a.audit_path.read_bytes() and logs["beta"].read_bytes() == b.audit_path.read_bytes()
-    assert verify(logs["alpha"]).records == 30 and verify(logs["beta"]).ok
+    assert verify(logs["alpha"], KEY).records == 30 and verify(logs["beta"], KEY).ok
+    assert not verify(logs["alpha"], AuditKey(b"x" * 32, "another key")).ok  # the chains are keyed: the check can fail
     # a new mirror (a restart) resumes after what the stream holds: nothing twice
     a.mirror.stop()
     a.mirror = None
@@ -234,11 +237,11 @@ async def test_each_instance_audit_log_is_mirrored_and_verifies_on_its_own(insta
     mirror = a.mirror_audit()
     await eventually(lambda: mirror.mirrored == 33, "mirroring after a restart")
     logs = fetch_logs(a.cluster, tmp_path / "fetched")
-    assert logs["alpha"].read_bytes() == a.audit_path.read_bytes() and verify(logs["alpha"]).records == 33
+    assert logs["alpha"].read_bytes() == a.audit_path.read_bytes() and verify(logs["alpha"], KEY).records == 33
 
 
 async def test_audit_records_wait_out_an_outage(instance, jetstream, tmp_path):  # noqa: F811
-    a = instance("a", instance="alpha")
+    a = instance("a", instance="alpha", audit_key=KEY)
     mirror = a.mirror_audit()
     record(a, 2)
     await eventually(lambda: mirror.mirrored == 2, "mirroring")
@@ -246,7 +249,7 @@ async def test_audit_records_wait_out_an_outage(instance, jetstream, tmp_path): 
     record(a, 4)  # decisions never wait for the network
     jetstream.start()
     await eventually(lambda: mirror.mirrored == 6, "mirroring after the outage")
-    assert verify(fetch_logs(a.cluster, tmp_path / "fetched")["alpha"]).records == 6
+    assert verify(fetch_logs(a.cluster, tmp_path / "fetched")["alpha"], KEY).records == 6
 
 
 # settings ------------------------------------------------------------------------------------------------------

@@ -7,10 +7,13 @@ tails that file and publishes each record, byte for byte, to subject
 Each record goes out with the message id `<instance>:<seq>`: JetStream drops a record sent
 twice (a retry, two processes sharing one state directory), and the mirror resumes after the
 last record the stream holds for its instance. While NATS is down records wait in the file
-and go out when it is back.
+and go out when it is back. After each batch the mirror signs a head checkpoint for the last
+record the stream holds (runtime/core/audit_head.py) into bucket `gati_<namespace>_audit_heads`:
+records cut from the end of the stream show up as a log ending before its head.
 
-`fetch_logs` writes every instance's mirrored records back into one file per instance, which
-`gati audit --cluster` verifies and reports on (runtime/reports/cluster.py).
+`fetch_logs` writes every instance's mirrored records back into one file per instance, with
+its head beside it (read first: records mirrored meanwhile land after it, as for a local
+log), which `gati audit --cluster` verifies and reports on (runtime/reports/cluster.py).
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Callable
 
 import nats.js.errors
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 
 from runtime.cluster.connection import TRANSPORT_ERRORS, Cluster
+from runtime.cluster.jetstream import Bucket
+from runtime.core.audit_head import Head, head_path
+from runtime.core.audit_key import AuditKey
 
 log = logging.getLogger("gati.cluster")
 
@@ -41,6 +48,10 @@ def subject(cluster: Cluster, instance: str = "*") -> str:
     return f"gati.{cluster.namespace}.audit.{instance}"
 
 
+async def open_heads(cluster: Cluster) -> Bucket:
+    return await Bucket.open(cluster.js, cluster.bucket("audit_heads"), description="gati audit: each instance's signed head")
+
+
 async def open_stream(cluster: Cluster) -> None:
     try:
         await cluster.js.stream_info(stream_name(cluster))
@@ -51,17 +62,20 @@ async def open_stream(cluster: Cluster) -> None:
 
 
 class AuditMirror:
-    def __init__(self, cluster: Cluster, log_path: Path, instance: str):
+    def __init__(self, cluster: Cluster, log_path: Path, instance: str, key: Callable[[], AuditKey | None]):
         self.cluster = cluster
+        self.key = key  # the log's key once it has one (a key file is made with the first record): signs the mirrored head
         self.path = log_path
         self.instance = instance
         self.subject = subject(cluster, instance)
         self.mirrored = 0  # the seq of the last record the stream is known to hold
         self._offset = 0  # where in the file the next unmirrored record starts
         self._task = None
+        self._heads: Bucket | None = None
 
     def start(self) -> "AuditMirror":
         self.cluster.run(open_stream(self.cluster))
+        self._heads = self.cluster.run(open_heads(self.cluster))
         self._task = self.cluster.spawn(self._run())
         return self
 
@@ -100,15 +114,13 @@ class AuditMirror:
             f.seek(self._offset)
             chunk = f.read()
         end = chunk.rfind(b"\n") + 1  # only whole lines: a writer may be in the middle of one
-        pending: list[tuple[int, bytes, int]] = []  # (seq, line, offset after it)
-        at = self._offset
+        pending: list[tuple[int, bytes, str]] = []  # (seq, line, its hash)
         for line in chunk[:end].splitlines(keepends=True):
-            at += len(line)
             if not line.strip():
                 continue
-            seq = json.loads(line)["seq"]
-            if seq > self.mirrored:
-                pending.append((seq, line.rstrip(b"\n"), at))
+            record = json.loads(line)
+            if record["seq"] > self.mirrored:
+                pending.append((record["seq"], line.rstrip(b"\n"), record.get("hash", "")))
             if len(pending) >= BATCH:
                 await self._publish(pending)
                 pending = []
@@ -116,11 +128,15 @@ class AuditMirror:
             await self._publish(pending)
         self._offset = self._offset + end
 
-    async def _publish(self, records: list[tuple[int, bytes, int]]) -> None:
+    async def _publish(self, records: list[tuple[int, bytes, str]]) -> None:
         await asyncio.gather(
             *(self.cluster.js.publish(self.subject, line, headers={"Nats-Msg-Id": f"{self.instance}:{seq}"}) for seq, line, _ in records)
         )
-        self.mirrored = records[-1][0]
+        seq, _, record_hash = records[-1]
+        key = self.key()
+        if key is not None and self._heads is not None:
+            await self._heads.publish(self.instance, Head.sign(seq, record_hash, key).encode(), None)
+        self.mirrored = seq
 
     async def wait_mirrored(self, seq: int, timeout_s: float) -> bool:
         """For tests and shutdown: wait until the stream holds this instance's record `seq`."""
@@ -136,6 +152,12 @@ class AuditMirror:
 
 async def _fetch(cluster: Cluster, folder: Path) -> dict[str, Path]:
     await open_stream(cluster)
+    heads = await open_heads(cluster)
+    signed = {}
+    for instance in await heads.keys():  # first: records mirrored while we read land after the head
+        last = await heads.last(instance)
+        if last.value:
+            signed[instance] = last.value
     info = await cluster.js.stream_info(stream_name(cluster))
     last = info.state.last_seq
     logs: dict[str, Path] = {}
@@ -156,12 +178,15 @@ async def _fetch(cluster: Cluster, folder: Path) -> dict[str, Path]:
             await sub.unsubscribe()
             for f in files.values():
                 f.close()
+    for instance, head in signed.items():
+        if instance in logs:
+            head_path(logs[instance]).write_bytes(head)
     return logs
 
 
 def fetch_logs(cluster: Cluster, folder: Path) -> dict[str, Path]:
     """Write every instance's mirrored records to FOLDER/<instance>.log; returns them by instance."""
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.log"):
+    for old in (*folder.glob("*.log"), *folder.glob("*.head")):
         old.unlink()
     return cluster.run(_fetch(cluster, folder), timeout_s=max(cluster.timeout_s, 300.0))

@@ -67,7 +67,7 @@ class ClusterState(StateDir):
     def mirror_audit(self) -> AuditMirror:
         """Start mirroring this instance's audit log (what `gati serve` does)."""
         if self.mirror is None:
-            self.mirror = AuditMirror(self.cluster, self.audit_path, self.instance).start()
+            self.mirror = AuditMirror(self.cluster, self.audit_path, self.instance, lambda: self.audit.key).start()
         return self.mirror
 
     def health(self) -> dict[str, str]:
