@@ -280,3 +280,20 @@ def test_cluster_settings_from_the_environment_override_gati_toml(monkeypatch):
     monkeypatch.setenv("GATI_CLUSTER_NAMESPACE", "shop")
     cluster = parse_settings(b'[cluster]\nnats = "nats://file:4222"\ninstance = "i1"\n', Path("gati.toml")).cluster
     assert (cluster.nats, cluster.namespace, cluster.instance) == ("nats://from-env:4222", "shop", "i1")
+
+
+async def test_verifying_every_instance_needs_the_key_they_share(instance, jetstream, tmp_path, monkeypatch):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from runtime.cli.main import app as cli
+
+    a = instance("a", instance="alpha")  # its own key file: no one else can check its records
+    mirror = a.mirror_audit()
+    record(a, 2)
+    await eventually(lambda: mirror.mirrored == 2, "mirroring")
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "gati.toml").write_text(f'[cluster]\nnats = "{jetstream.url}"\n')
+    monkeypatch.setenv("GATI_HOME", str(tmp_path / "cli-state"))
+    result = CliRunner().invoke(cli, ["audit", "verify", "--cluster", "--project", str(project)])
+    assert result.exit_code == 1 and "key they all sign with" in result.output and "key_secret" in result.output
