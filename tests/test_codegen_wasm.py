@@ -63,6 +63,11 @@ GATI_EXPORT("all") int all(void) {
     n += gati_http_request("{}", 2);
     n += gati_kv_get("s", 1, "k", 1);
     n += gati_kv_put("s", 1, "k", 1, "v", 1);
+    unsigned long long revision = 0;
+    n += gati_kv_entry("s", 1, "k", 1);
+    n += gati_kv_cas("s", 1, "k", 1, "v", 1, &revision);
+    n += gati_kv_increment("s", 1, "n", 1, -1);
+    n += gati_kv_delete("s", 1, "k", 1, &revision);
     n += gati_secret_get("s", 1);
     n += gati_env_get("e", 1);
     n += gati_file_read("f", 1);
@@ -109,6 +114,11 @@ pub extern "C" fn all() -> i32 {
         n += gati::raw::http_request(s, 1);
         n += gati::raw::kv_get(s, 1, s, 1);
         n += gati::raw::kv_put(s, 1, s, 1, s, 1);
+        let revision = 0u64;
+        n += gati::raw::kv_entry(s, 1, s, 1);
+        n += gati::raw::kv_cas(s, 1, s, 1, s, 1, &revision);
+        n += gati::raw::kv_increment(s, 1, s, 1, -1);
+        n += gati::raw::kv_delete(s, 1, s, 1, &revision);
         n += gati::raw::secret_get(s, 1);
         n += gati::raw::env_get(s, 1);
         n += gati::raw::file_read(s, 1);
@@ -122,6 +132,7 @@ pub extern "C" fn all() -> i32 {
 pub extern "C" fn ping() -> i32 {
     gati::output(b"\"pong\"");
     let _ = (gati::input(), gati::env_get("X"), gati::call("m", "x", b"{}"), gati::kv_put("s", b"k", b"v"), gati::file_write("f", b"d"));
+    let _ = (gati::kv_entry("s", b"k"), gati::kv_cas("s", b"k", b"v", 0), gati::kv_increment("s", b"n", 1), gati::kv_delete("s", b"k", 0));
     gati::OK
 }
 """

@@ -30,7 +30,7 @@ async def test_shortlink_go_stores_and_resolves_through_the_host(state, manager,
     assert len(made["code"]) == 7 and made["url"] == url
     assert (await manager.call("shortlink", "shorten", {"url": url}, ctx=CTX))["code"] == made["code"]  # stable
     assert await manager.call("shortlink", "resolve", {"code": made["code"]}, ctx=CTX) == made
-    assert state.kv.get("links", made["code"]) == url.encode()
+    assert await state.kv.get("links", made["code"]) == url.encode()
     with pytest.raises(GatiError) as exc:
         await manager.call("shortlink", "resolve", {"code": "AAAAAAA"}, ctx=CTX)
     assert (exc.value.code, exc.value.details["reason"]) == ("module_error", "not_found")

@@ -81,7 +81,7 @@ async def test_ratelimit_in_node_keeps_buckets_in_kv(manager):
     assert taken[2]["remaining"] == 0 and 0 < taken[3]["retry_after_ms"] <= 2000
     assert await manager.call("ratelimit", "peek", bucket) == {"remaining": 0}
     assert (await manager.call("ratelimit", "take", {**bucket, "key": "user:7"}))["allowed"] is True
-    assert manager.state.kv.get("ratelimit", "user:42") is not None
+    assert await manager.state.kv.get("ratelimit", "user:42") is not None
     with pytest.raises(BadPayload):
         await manager.call("ratelimit", "take", {"key": "k"})
 

@@ -126,7 +126,7 @@ async def test_two_workers_share_the_port_and_the_state_under_load(project, tmp_
 
     state = StateDir(home)
     try:
-        values = {k: state.kv.get("probe", k) for k in keys}
+        values = {k: await state.kv.get("probe", k) for k in keys}
     finally:
         state.close()
     assert all(v is not None for v in values.values()), "every put from either worker is in the shared kv store"

@@ -1,11 +1,15 @@
 """`gati audit`: the report (the default command), `gati audit diff OLD NEW`, `gati audit verify`.
 
-    gati audit [MODULE...] [--since 24h] [--until T] [--learn] [--probe]
+    gati audit [MODULE...] [--since 24h] [--until T] [--learn] [--probe] [--cluster]
                [--format table|json|sarif] [--fail-on high|medium|low] [--project DIR]
     gati audit diff OLD NEW      OLD/NEW: module.toml, a module folder, or name[@version]
-    gati audit verify [--expect-head SEQ:HASH]
+    gati audit verify [--expect-head SEQ:HASH] [--cluster]
                                  check the log's chain, macs and head; exit 1 naming the first break
     gati audit head              print the log's signed head (SEQ:HASH), to keep off the machine
+
+--cluster (with [cluster] nats in gati.toml): over every instance's log as mirrored to
+JetStream (runtime/cluster/audit.py), each chain verified on its own with the key the
+instances share ([audit] key_secret).
 
 Exit status: 0, or 1 when --fail-on finds a finding that severe, a probe fails, a
 diff widens permissions under --fail-on-added, or the chain is broken (verify).
@@ -28,6 +32,9 @@ from runtime.core.audit_chain import GENESIS, Anchor
 from runtime.core.audit_log import read_head_checked
 from runtime.core.audit_log import verify as verify_chain
 from runtime.core.errors import GatiError
+from runtime.cluster.audit import fetch_logs
+from runtime.cluster.state import ClusterState
+from runtime.reports.cluster import verify_logs
 from runtime.reports import probe as probes
 from runtime.reports.diff import diff as permission_diff
 from runtime.reports.diff import resolve
@@ -52,6 +59,16 @@ audit_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+ClusterOpt = Annotated[bool, typer.Option("--cluster", help="Every instance's log, as mirrored to the cluster's JetStream ([cluster] nats).")]
+
+
+def cluster_logs(state) -> dict[str, Path]:
+    """Every instance's mirrored log, fetched into the state directory (cluster/audit/INSTANCE.log)."""
+    if not isinstance(state, ClusterState):
+        raise GatiError("--cluster needs a cluster: this project's gati.toml has no [cluster] nats", fix='add [cluster] nats = "nats://..." (docs/scaling.md), or drop --cluster')
+    return fetch_logs(state.cluster, state.path / "cluster" / "audit")
 
 
 class Format(str, Enum):
@@ -82,13 +99,15 @@ def report(
     probe: Annotated[bool, typer.Option("--probe", help="Start a probe module in each backend present and check it refuses what it must.")] = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="table for people, json for machines, sarif for code scanning.")] = Format.table,
     fail_on: Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")] = None,
+    cluster: ClusterOpt = False,
     project: ProjectOpt = Path("."),
 ) -> None:
     """The audit report: permissions, usage, refusals, unused grants, findings."""
     window = parse_when(since), parse_when(until)
     with open_state(project) as state:  # first: outside a project, refuse before probing anything
+        logs = cluster_logs(state) if cluster else None
         results = probes.run() if probe else None
-        result = build_report(state, modules or (), *window, learn=learn, probes=results)
+        result = build_report(state, modules or (), *window, learn=learn, probes=results, logs=logs)
     if format is Format.json:
         print(to_json(result))
     elif format is Format.sarif:
@@ -140,12 +159,15 @@ def verify(
         Optional[str], typer.Option("--expect-head", help="SEQ:HASH from an earlier `gati audit head`, kept off this machine: the log must still hold it.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    cluster: ClusterOpt = False,
     project: ProjectOpt = Path("."),
 ) -> None:
     """Check the audit log: hash chain, every record's mac, the head checkpoint; name the first break (exit 1)."""
     anchor = parse_anchor(expect_head) if expect_head is not None else None
     with open_state(project) as state:
         path, key = state.audit_path, state.audit_key
+        if cluster:
+            return _verify_cluster(cluster_logs(state), key, as_json)
     result = verify_chain(path, key, anchor)
     if as_json:
         print(json.dumps({"log": str(path), **vars(result)}, indent=2))
@@ -187,3 +209,26 @@ def parse_anchor(text: str) -> Anchor:
     if int(seq) == 0 and digest != GENESIS:
         raise GatiError("--expect-head 0:... names the empty log, whose hash is 64 zeros", fix="give what `gati audit head` printed")
     return Anchor(int(seq), digest)
+
+
+def _verify_cluster(logs: dict[str, Path], key, as_json: bool) -> None:
+    if key is None and logs:
+        raise GatiError(
+            "verifying every instance's audit log needs the key they all sign with",
+            fix="set [audit] key_secret (one secret for every instance) in gati.toml: each instance's own key file stays on its machine",
+        )
+    results = verify_logs(logs, key)
+    if as_json:
+        print(json.dumps({"instances": [{"instance": i, "log": str(logs[i]), **vars(r)} for i, r in results.items()]}, indent=2))
+    elif not results:
+        out.print("no instance has mirrored an audit record yet")
+    for instance, result in results.items() if not as_json else ():
+        if result.ok:
+            out.print(f"{escape(instance)}: audit log intact, {result.records} records", highlight=False)
+        else:
+            err.print(
+                f"[bold red]{escape(instance)}: audit log broken[/] at line {result.broken_line} (record seq {result.broken_seq}): {escape(result.problem)}",
+                highlight=False,
+            )
+    if not all(r.ok for r in results.values()):
+        raise typer.Exit(1)

@@ -24,6 +24,7 @@ from runtime.core.state import StateDir
 from runtime.core.audit_key import AuditKey, configured_key
 from runtime.core.secrets import configured as configured_secrets
 from runtime.http.project import CONFIG_FILE, ProjectError, is_project, load_settings
+from runtime.http.state import open_state as open_project_state
 
 out = Console(soft_wrap=True)  # long paths stay on one line, copy-pasteable
 err = Console(stderr=True, soft_wrap=True)
@@ -123,7 +124,8 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 @contextmanager
 def open_state(project: Path) -> Iterator[Any]:
     """The state of --project: $GATI_HOME when set, else PROJECT/.gati, with the audit key gati.toml
-    configures (the same one `serve` signs with).
+    configures (the same one `serve` signs with); its registry and kv on NATS when gati.toml has
+    [cluster] nats.
 
     Like serve, a command refuses a folder that is not a project (no gati.toml) rather than leave
     a .gati/ behind wherever it was run; a folder whose .gati/ already exists is used as it is.
@@ -140,7 +142,7 @@ def open_state(project: Path) -> Iterator[Any]:
         settings = load_settings(project)
         return configured_key(settings.audit.key_secret, configured_secrets(settings.secrets, Path(project).resolve()))
 
-    state = StateDir.open(project, audit_key)
+    state = open_project_state(project, load_settings(project), audit_key)
     try:
         yield state
     finally:

@@ -6,6 +6,7 @@
     gati call MODULE METHOD [JSON]      call a module once, in this process
     gati audit [MODULE...]              what modules may do, did, were refused; findings (runtime/reports)
     gati audit diff OLD NEW | verify    permission diff between manifests; check the log's hash chain
+    gati deploy k8s --image IMG         write the project's Kubernetes objects (runtime/cli/deploy.py)
 
 Every command takes --project DIR (default: the current directory) to find the state
 directory (DIR/.gati, or $GATI_HOME). User errors print what went wrong and how to fix
@@ -28,9 +29,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from runtime.cli.audit import audit_app
-from runtime.cli.codegen import codegen_app
-from runtime.cli.contracts import contracts_app
 from runtime.cli.build import build_command
+from runtime.cli.codegen import codegen_app
 from runtime.cli.common import (
     JsonOpt,
     LogFormatOpt,
@@ -43,6 +43,8 @@ from runtime.cli.common import (
     run,
     user_errors,
 )
+from runtime.cli.contracts import contracts_app
+from runtime.cli.deploy import deploy_app
 from runtime.cli.dev import dev_command
 from runtime.cli.doctor import doctor_command
 from runtime.cli.drift import DriftWatch
@@ -50,13 +52,14 @@ from runtime.cli.listen import cannot_listen
 from runtime.cli.new import new_app
 from runtime.cli.publish import publish_command
 from runtime.cli.runtests import TEST_SETTINGS, test_command
+from runtime.cli.serving import claim_state
 from runtime.cli.version import main_options
 from runtime.core.call import CallContext
 from runtime.core.errors import BadPayload, GatiError
 from runtime.core.secrets import configured as configured_secrets
 from runtime.http.app import PROJECT, build_app
 from runtime.http.logs import access_log_options, setup_logging
-from runtime.http.project import PROJECT_TEMPLATES, load_settings, scaffold
+from runtime.http.project import PROJECT_TEMPLATES, is_project, load_settings, scaffold
 from runtime.http.workers import default_count, serve_workers
 from runtime.modules import ModuleManager, register_module
 from runtime.modules.grpc_module_server import serve_module
@@ -70,6 +73,7 @@ app.add_typer(module_app, name="module")
 app.add_typer(audit_app, name="audit")
 app.add_typer(codegen_app, name="codegen")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(deploy_app, name="deploy")
 
 # project --------------------------------------------------------------------------------
 
@@ -110,6 +114,8 @@ def serve(
     host, port = host or settings.server.host, port or settings.server.port
     count = workers or default_count()
     drift = DriftWatch(directory)  # warns of modules on disk that are not what is served
+    if is_project(directory):  # once per `gati serve`, whatever its workers
+        claim_state(directory, settings, port)
     try:
         if count == 1:
             application = build_app(directory)

@@ -18,7 +18,7 @@ ABI_VERSION = 1
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str  # "in" (bytes the module hands over), "out" (a buffer the host fills), "int"
+    kind: str  # "in" (bytes the module hands over), "out" (a buffer the host fills), "int", "rev" (a pointer to a u64 revision)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,12 @@ IMPORTS: tuple[Import, ...] = (
     Import("http_request", (_in("request_json"),), True, 'egress: {"method", "url", "headers", "body"} -> {"status", "headers", "body"}'),
     Import("kv_get", (_in("store"), _in("key")), True, "kv: the stored bytes"),
     Import("kv_put", (_in("store"), _in("key"), _in("value")), True, "kv: store value under key"),
+    Import("kv_entry", (_in("store"), _in("key")), True, "kv: the entry's revision (8 bytes, little-endian), then its value"),
+    Import("kv_cas", (_in("store"), _in("key"), _in("value"), Param("revision", "rev")), True,
+           "kv: write only if the entry is at *revision (0: only if absent); the new revision, or GATI_CONFLICT with the current one"),
+    Import("kv_increment", (_in("store"), _in("key"), Param("delta", "int")), True, "kv: add delta to the counter in one step; its new value, decimal text"),
+    Import("kv_delete", (_in("store"), _in("key"), Param("revision", "rev")), True,
+           "kv: delete the entry if at *revision (0: whatever is there); GATI_NOT_FOUND when absent, GATI_CONFLICT when at another"),
     Import("secret_get", (_in("name"),), True, "secrets: the secret's bytes"),
     Import("env_get", (_in("name"),), True, "env: the variable's value"),
     Import("file_read", (_in("path"),), True, "files: the file's bytes"),
@@ -57,7 +63,8 @@ IMPORTS: tuple[Import, ...] = (
 
 STATUS = (("OK", 0, "ok"), ("DENIED", 1, "denied by a capability (the result is the denial as JSON)"),
           ("NOT_FOUND", 2, "not found: missing kv key, unset env or secret, missing file"),
-          ("ERROR", 3, "other error (the result is a JSON error object)"))  # fmt: skip
+          ("ERROR", 3, "other error (the result is a JSON error object)"),
+          ("CONFLICT", 4, "an atomic kv operation found the entry at another revision (the result is that revision, 8 bytes)"))  # fmt: skip
 
 
 def c_header() -> str:
@@ -99,6 +106,8 @@ def c_header() -> str:
                 args += [f"const char *{p.name}", f"int {p.name}_len"]
             elif p.kind == "out":
                 args.append(f"char *{p.name}")
+            elif p.kind == "rev":
+                args.append(f"const unsigned long long *{p.name}")
             else:
                 args.append(f"int {p.name}")
         lines.append(f"/* {imp.doc} */")
@@ -129,6 +138,8 @@ def rust_bindings() -> str:
                 args += [f"{p.name}: *const u8", f"{p.name}_len: i32"]
             elif p.kind == "out":
                 args.append(f"{p.name}: *mut u8")
+            elif p.kind == "rev":
+                args.append(f"{p.name}: *const u64")
             else:
                 args.append(f"{p.name}: i32")
         raw.append(f"        /// {imp.doc}")
@@ -161,6 +172,8 @@ pub mod raw {
 pub enum HostError {
     Denied(Vec<u8>),
     NotFound,
+    /// an atomic kv operation found the entry at another revision: this one (0: absent)
+    Conflict(u64),
     Other(i32, Vec<u8>),
 }
 
@@ -204,11 +217,16 @@ fn result() -> Vec<u8> {
     buf
 }
 
+fn le_u64(bytes: &[u8]) -> u64 {
+    bytes.iter().take(8).enumerate().fold(0u64, |v, (i, b)| v | (*b as u64) << (8 * i))
+}
+
 fn host(status: i32) -> Result<Vec<u8>, HostError> {
     match status {
         OK => Ok(result()),
         DENIED => Err(HostError::Denied(result())),
         NOT_FOUND => Err(HostError::NotFound),
+        CONFLICT => Err(HostError::Conflict(le_u64(&result()))),
         other => Err(HostError::Other(other, result())),
     }
 }
@@ -224,6 +242,38 @@ pub fn kv_get(store: &str, key: &[u8]) -> Result<Vec<u8>, HostError> {
 
 pub fn kv_put(store: &str, key: &[u8], value: &[u8]) -> Result<(), HostError> {
     host(unsafe { raw::kv_put(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, value.as_ptr(), value.len() as i32) }).map(|_| ())
+}
+
+/// kv: the entry's revision and value.
+pub fn kv_entry(store: &str, key: &[u8]) -> Result<(u64, Vec<u8>), HostError> {
+    let r = host(unsafe { raw::kv_entry(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32) })?;
+    Ok((le_u64(&r), r[8.min(r.len())..].to_vec()))
+}
+
+/// kv: write value only if the entry is at revision (0: only if absent); the new revision, or Err(Conflict(current)).
+pub fn kv_cas(store: &str, key: &[u8], value: &[u8], revision: u64) -> Result<u64, HostError> {
+    host(unsafe {
+        raw::kv_cas(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, value.as_ptr(), value.len() as i32, &revision)
+    })
+    .map(|r| le_u64(&r))
+}
+
+/// kv: add delta to the counter at key (absent: 0) in one step; its new value.
+pub fn kv_increment(store: &str, key: &[u8], delta: i32) -> Result<i64, HostError> {
+    let r = host(unsafe { raw::kv_increment(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, delta) })?;
+    match core::str::from_utf8(&r).ok().and_then(|s| s.parse::<i64>().ok()) {
+        Some(value) => Ok(value),
+        None => Err(HostError::Other(ERROR, r)),
+    }
+}
+
+/// kv: delete the entry if at revision (0: whatever is there); false when there was none.
+pub fn kv_delete(store: &str, key: &[u8], revision: u64) -> Result<bool, HostError> {
+    match host(unsafe { raw::kv_delete(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, &revision) }) {
+        Ok(_) => Ok(true),
+        Err(HostError::NotFound) => Ok(false),
+        Err(other) => Err(other),
+    }
 }
 
 pub fn secret_get(name: &str) -> Result<Vec<u8>, HostError> {

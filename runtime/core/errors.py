@@ -124,6 +124,13 @@ class IntegrityError(GatiError):
     http_status = 500
 
 
+class StateUnavailable(GatiError):
+    """Shared state (cluster mode's NATS server) did not answer: nothing was done, retrying may succeed."""
+
+    code = "state_unavailable"
+    http_status = 503
+
+
 class HandlerTimeout(GatiError):
     code = "handler_timeout"
     http_status = 504

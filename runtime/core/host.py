@@ -30,7 +30,7 @@ from runtime.core.capabilities.limits import LimitHit
 from runtime.core.capabilities.modules import CallModule
 from runtime.core.policy import Decision, Policy
 from runtime.core.errors import CapabilityDenied
-from runtime.core.kv import KvStore
+from runtime.core.kv import Entry, KvStore
 from runtime.core.manifest import LoadedManifest
 from runtime.core.secrets import Secrets
 
@@ -139,13 +139,36 @@ class Host:
                 decision = Decision(decision.capability, path, False, reason=str(refused))
         self.decide(ctx, decision)
 
-    def kv_get(self, ctx: CallContext, store: str, key: str) -> bytes | None:
-        self.decide(ctx, self.policy.kv(store, write=False))
-        return self.policy.kv_cap.get(store, key)
+    # kv operations are coroutines (a store may be across the network); `kv_local` says they never
+    # suspend, so a WASM call on a worker thread drives them in place (kv.run_now).
+    @property
+    def kv_local(self) -> bool:
+        return self.policy.kv_cap.local
 
-    def kv_put(self, ctx: CallContext, store: str, key: str, value: bytes) -> None:
+    async def kv_get(self, ctx: CallContext, store: str, key: str) -> bytes | None:
+        self.decide(ctx, self.policy.kv(store, write=False))
+        return await self.policy.kv_cap.get(store, key)
+
+    async def kv_entry(self, ctx: CallContext, store: str, key: str) -> Entry | None:
+        self.decide(ctx, self.policy.kv(store, write=False))
+        return await self.policy.kv_cap.entry(store, key)
+
+    async def kv_put(self, ctx: CallContext, store: str, key: str, value: bytes) -> int:
         self.decide(ctx, self.policy.kv(store, write=True))
-        self.policy.kv_cap.put(store, key, value)
+        return await self.policy.kv_cap.put(store, key, value)
+
+    async def kv_cas(self, ctx: CallContext, store: str, key: str, value: bytes, revision: int) -> int:
+        """Write only if the entry is at `revision` (0: absent); the new revision, or KvConflict."""
+        self.decide(ctx, self.policy.kv(store, write=True))
+        return await self.policy.kv_cap.cas(store, key, value, revision)
+
+    async def kv_increment(self, ctx: CallContext, store: str, key: str, delta: int) -> int:
+        self.decide(ctx, self.policy.kv(store, write=True))
+        return await self.policy.kv_cap.increment(store, key, delta)
+
+    async def kv_delete(self, ctx: CallContext, store: str, key: str, revision: int = 0) -> bool:
+        self.decide(ctx, self.policy.kv(store, write=True))
+        return await self.policy.kv_cap.delete(store, key, revision)
 
     def log(self, ctx: CallContext, level: int, message: str) -> None:
         levels = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}

@@ -1,8 +1,9 @@
-"""The module registry: a SQLite file in the state directory.
+"""The module registry: what every backend of it keeps (Registrations), and the embedded one.
 
 Every registered version is kept (audits diff versions); the newest registration of
 a name is the active one. The artifact's sha256 is recorded here at registration
-and checked again whenever a sandbox loads the module.
+and checked again whenever a sandbox loads the module. The embedded registry is a SQLite
+file in the state directory; in cluster mode it is JetStream KV (runtime/cluster/registry.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -75,7 +77,21 @@ class Registration:
             )
 
 
+class Registrations(Protocol):
+    """What the module layer, the reports and the CLI use of a registry, whatever holds it."""
+
+    def add(self, loaded: LoadedManifest, digest: str) -> Registration: ...
+    def get(self, name: str, version: str | None = None) -> Registration: ...
+    def versions(self, name: str) -> list[Registration]: ...
+    def names(self) -> list[str]: ...
+    def all(self) -> list[Registration]: ...
+    def remove(self, name: str) -> int: ...
+    def close(self) -> None: ...
+
+
 class Registry:
+    """The embedded registry: one SQLite file."""
+
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)

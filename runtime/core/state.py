@@ -1,6 +1,8 @@
 """The state directory: registry, audit log, kv stores and the compile cache.
 
-It is `.gati/` inside the project, or `$GATI_HOME` when set.
+It is `.gati/` inside the project, or `$GATI_HOME` when set. In cluster mode the registry
+and the kv stores are shared through NATS instead (runtime/cluster/state.py overrides them);
+the audit log and the compile cache stay here, one per instance.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Callable
 
 from runtime.core.audit_key import AuditKey
 from runtime.core.audit_log import AuditLog
-from runtime.core.kv import KvStore
-from runtime.core.registry import Registry
+from runtime.core.kv import KvStore, SqliteKvStore
+from runtime.core.registry import Registrations, Registry
 
 KeySource = Callable[[], AuditKey | None]
 
@@ -41,7 +43,7 @@ class StateDir:
         return self._audit_key() if callable(self._audit_key) else self._audit_key
 
     @cached_property
-    def registry(self) -> Registry:
+    def registry(self) -> Registrations:
         return Registry(self.path / "registry.db")
 
     @cached_property
@@ -54,11 +56,15 @@ class StateDir:
 
     @cached_property
     def kv(self) -> KvStore:
-        return KvStore(self.path / "kv.db")
+        return SqliteKvStore(self.path / "kv.db")
 
     @property
     def cache_dir(self) -> Path:
         return self.path / "cache"
+
+    def health(self) -> dict[str, str]:
+        """What readiness reports of the shared state beside the modules ({} when it is all local)."""
+        return {}
 
     def close(self) -> None:
         for name in ("registry", "audit", "kv"):

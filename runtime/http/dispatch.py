@@ -48,7 +48,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if span.is_recording():
             span.update_name(f"{request.method} {route.pattern}")
             span.set_attributes({"http.route": route.pattern, "gati.handler": route.rel, "gati.version": route.version})
-        rt.ingress.admit(request, route, lctx)
+        await rt.ingress.admit(request, route, lctx)
         resp = await _handle(rt, request, route, match.params, lctx)
     except GatiError as err:
         level = logging.ERROR if err.http_status >= 500 else logging.INFO

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from runtime.http.auth import Authenticator
 from runtime.http.context import REQUEST_ID_RE, LocalContext
-from runtime.http.ratelimit import Rate, RateLimiter
+from runtime.http.ratelimit import Rate, RateLimiter, SharedRateLimiter
 from runtime.http.request import BadRequest, too_large
 from runtime.http.routing import Route
 
@@ -31,6 +31,7 @@ class Ingress:
         self.settings = settings  # runtime.http.project.Ingress
         self.auth = authenticator
         self.limiter = limiter or RateLimiter()
+        self.shared: SharedRateLimiter | None = None  # set at start-up in cluster mode: limits across instances
         self.default_rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
         self.single = SINGLE + ((settings.api_key_header,) if settings.api_key_header not in SINGLE else ())
 
@@ -55,7 +56,7 @@ class Ingress:
             if len(values) > 1:
                 raise BadRequest(f"the request has {len(values)} {name} headers", fix=f"send one {name} header")
 
-    def admit(self, request: web.Request, route: Route, lctx: LocalContext) -> None:
+    async def admit(self, request: web.Request, route: Route, lctx: LocalContext) -> None:
         """Authenticate, authorise, rate-limit and size-check the request for route; raise the HTTP error if not."""
         # Public routes still learn who calls when credentials come along (lctx.auth); bad ones are refused there too.
         headers = request.headers
@@ -67,7 +68,10 @@ class Ingress:
         rate = route.rate_limit or self.default_rate
         if rate is not None:
             client = f"{principal.method}:{principal.subject}" if principal else f"ip:{request.remote}"
-            self.limiter.hit(route.pattern, client, rate)
+            if self.shared is not None:
+                await self.shared.hit(route.pattern, client, rate)
+            else:
+                self.limiter.hit(route.pattern, client, rate)
         limit = self.max_body(route)
         length = request.content_length
         if length is not None and length > limit:

@@ -9,6 +9,7 @@ reverse and closes all of it, whatever failed before.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import Any
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from runtime.core.audit_key import configured_key
 from runtime.core.secrets import SecretAccess
-from runtime.core.state import StateDir
+from runtime.cluster.state import ClusterState
 from runtime.http.appstate import RUNTIME, STATE
 from runtime.http.context import GlobalContext
 from runtime.http.contracts import registered_contracts, start_up_lines
@@ -25,6 +26,8 @@ from runtime.http.executions import FILE as EXECUTIONS_FILE
 from runtime.http.executions import ExecutionRecords
 from runtime.http.pubsub import MemoryBus
 from runtime.http.pubsub_nats import NatsBus
+from runtime.http.ratelimit import SharedRateLimiter
+from runtime.http.state import open_state
 from runtime.modules import ModuleManager, ModuleSet, register_module
 
 log = logging.getLogger("gati.http")
@@ -34,8 +37,12 @@ async def lifespan(app: web.Application):
     """aiohttp cleanup context: start-up before the yield, shutdown after it."""
     rt = app[RUNTIME]
     project, s = rt.project, rt.project.settings
-    state = StateDir.open(project.dir, configured_key(s.audit.key_secret, rt.secrets))
+    key = configured_key(s.audit.key_secret, rt.secrets)
+    state = await asyncio.to_thread(open_state, project.dir, s, key)  # in cluster mode: connecting to NATS
     try:
+        if isinstance(state, ClusterState):  # limits across instances; this instance's audit log mirrored
+            rt.ingress.shared = SharedRateLimiter(state.buckets)
+            state.mirror_audit()
         for module_dir in project.module_dirs():
             if module_dir.resolve() not in rt.unregistered:  # a simulated module (runtime.testing) is not registered
                 register_module(state, module_dir)

@@ -30,12 +30,20 @@
 
     [codegen]                         # where `gati codegen` writes: openapi = "openapi.json", typescript = "sdk/ts", python = "typings"
 
+    [cluster]                         # several instances sharing state: docs/scaling.md
+                                      # (GATI_CLUSTER_NATS, _NAMESPACE, _INSTANCE override these)
+    nats = "nats://nats:4222"         # kv, registry, rate limits and audit mirror on JetStream; "" = local files
+    namespace = "default"             # instances with the same nats and namespace share everything
+    instance = ""                     # this instance in the audit stream (default: host name + state dir)
+    timeout_ms = 2000                 # each shared-state operation; past it: 503
+
     [config]                          # anything; handlers read it as gctx.config, read-only
     greeting = "hello"
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tomllib
@@ -137,6 +145,13 @@ class Codegen(_Strict):
     python: str = ""  # e.g. "typings" (gati_modules.pyi)
 
 
+class Cluster(_Strict):
+    nats: str = ""
+    namespace: str = "default"
+    instance: str = ""
+    timeout_ms: int = 2000
+
+
 class Settings(_Strict):
     server: Server = Server()
     ingress: Ingress = Ingress()
@@ -147,6 +162,7 @@ class Settings(_Strict):
     modules: Modules = Modules()
     egress: Egress = Egress()
     codegen: Codegen = Codegen()
+    cluster: Cluster = Cluster()
     config: dict[str, Any] = {}
 
 
@@ -208,9 +224,10 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         unknown = re.match(r"Object contains unknown field `(.+)`", problem)
         if unknown:
             key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
-            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen] and [config] (free-form)"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen], [cluster] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
+    settings = _cluster_from_environment(settings)
     if not 0 < settings.server.port < 65536:
         raise ProjectError(file, "server.port", f"{settings.server.port} is not a TCP port", "use 1-65535")
     for key, value, example in (
@@ -219,6 +236,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         ("ingress.max_body_bytes", settings.ingress.max_body_bytes, "max_body_bytes = 1048576"),
         ("pubsub.queue_size", settings.pubsub.queue_size, "queue_size = 1000"),
         ("pubsub.publish_timeout_ms", settings.pubsub.publish_timeout_ms, "publish_timeout_ms = 1000"),
+        ("cluster.timeout_ms", settings.cluster.timeout_ms, "timeout_ms = 2000"),
     ):
         if value <= 0:
             raise ProjectError(file, key, "must be positive", f"e.g. {example}")
@@ -231,12 +249,27 @@ def parse_settings(text: bytes, file: Path) -> Settings:
     unknown = set(settings.secrets.providers) - {"env", "file"}
     if unknown:
         raise ProjectError(file, "secrets.providers", f"unknown provider(s) {sorted(unknown)}", 'use "env" and/or "file"')
+    cluster = settings.cluster
+    if cluster.nats and not re.fullmatch(r"(nats|tls)://\S+", cluster.nats):
+        raise ProjectError(file, "cluster.nats", f"{cluster.nats!r} is not a NATS URL", 'e.g. nats = "nats://nats.internal:4222"')
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", cluster.namespace):
+        raise ProjectError(file, "cluster.namespace", f"{cluster.namespace!r} is not a namespace", "use 1-32 letters, digits, _ and -")
+    if cluster.instance and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cluster.instance):
+        raise ProjectError(file, "cluster.instance", f"{cluster.instance!r} is not an instance name", 'use letters, digits, _ and -, or "" for the default')
     if settings.ingress.rate_limit:
         try:
             Rate.parse(settings.ingress.rate_limit)
         except ValueError as exc:
             raise ProjectError(file, "ingress.rate_limit", str(exc), 'e.g. rate_limit = "100/s"') from None
     return settings
+
+
+def _cluster_from_environment(settings: Settings) -> Settings:
+    """GATI_CLUSTER_NATS / _NAMESPACE / _INSTANCE over [cluster]: one image, many deployments (docs/kubernetes.md)."""
+    given = {key: os.environ[f"GATI_CLUSTER_{key.upper()}"] for key in ("nats", "namespace", "instance") if os.environ.get(f"GATI_CLUSTER_{key.upper()}")}
+    if not given:
+        return settings
+    return msgspec.structs.replace(settings, cluster=msgspec.structs.replace(settings.cluster, **given))
 
 
 def scaffold(target: str | Path, template: str = "hello") -> Path:

@@ -5,7 +5,10 @@
 
 The client is the authenticated subject when there is one, else the peer address. A
 bucket holds `count` tokens and refills at count per period, so short bursts up to the
-limit pass and a steady flow above it gets 429. Limits are per server instance.
+limit pass and a steady flow above it gets 429. Limits are per server instance, unless
+[cluster] nats is set: then SharedRateLimiter keeps the buckets in JetStream
+(runtime/cluster/buckets.py) and a limit holds across every instance; while NATS is
+down a limited route answers 503 rather than go unlimited.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from runtime.core.errors import GatiError
 
@@ -45,6 +48,17 @@ class Rate:
         return cls(int(m.group(1)), float(period), text.strip())
 
 
+def _limited(route: str, rate: Rate, wait_s: float) -> RateLimited:
+    err = RateLimited(
+        f"more than {rate.text} on {route} from this client",
+        fix=f"retry after {math.ceil(wait_s)} s, or send fewer requests",
+        limit=rate.text,
+        retry_after_s=math.ceil(wait_s),
+    )
+    err.http_headers = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+    return err
+
+
 class RateLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
@@ -65,17 +79,25 @@ class RateLimiter:
         if bucket[0] >= 1:
             bucket[0] -= 1
             return
-        wait_s = (1 - bucket[0]) / per_s
-        err = RateLimited(
-            f"more than {rate.text} on {route} from this client",
-            fix=f"retry after {math.ceil(wait_s)} s, or send fewer requests",
-            limit=rate.text,
-            retry_after_s=math.ceil(wait_s),
-        )
-        err.http_headers = {"Retry-After": str(max(1, math.ceil(wait_s)))}
-        raise err
+        raise _limited(route, rate, (1 - bucket[0]) / per_s)
 
     def _prune(self, now: float, per_s: float, capacity: int) -> None:
         for key, (tokens, last) in list(self._buckets.items()):
             if tokens + (now - last) * per_s >= capacity:
                 del self._buckets[key]
+
+
+class Buckets(Protocol):
+    async def take(self, name: str, capacity: int, per_s: float) -> float: ...
+
+
+class SharedRateLimiter:
+    """The same buckets, kept where every instance takes from them (runtime.cluster.buckets.SharedBuckets)."""
+
+    def __init__(self, buckets: Buckets):
+        self.buckets = buckets
+
+    async def hit(self, route: str, client: str, rate: Rate) -> None:
+        wait_s = await self.buckets.take(f"{route} {client}", rate.count, rate.count / rate.period_s)
+        if wait_s > 0:
+            raise _limited(route, rate, wait_s)

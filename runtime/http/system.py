@@ -28,8 +28,9 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
     async def ready(request: web.Request) -> web.Response:
         modules = rt.manager.health() if rt.manager else {}
         pubsub = "ok" if rt.bus is not None and rt.bus.healthy() else "down"
-        is_ready = rt.status == "ready" and pubsub == "ok" and "down" not in modules.values()
-        body = {"status": rt.status if rt.status != "ready" or is_ready else "degraded", "modules": modules, "pubsub": pubsub}
+        shared = rt.state.health() if rt.state else {}  # cluster mode: {"cluster": "ok" | "down"}
+        is_ready = rt.status == "ready" and pubsub == "ok" and "down" not in modules.values() and "down" not in shared.values()
+        body = {"status": rt.status if rt.status != "ready" or is_ready else "degraded", "modules": modules, "pubsub": pubsub, **shared}
         return web.json_response(body, status=200 if is_ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:

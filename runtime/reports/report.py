@@ -24,6 +24,7 @@ from rich.table import Table
 
 from runtime.core.audit_log import VerifyResult
 from runtime.core.registry import Registration
+from runtime.reports.cluster import scan_logs
 from runtime.reports.findings import (
     RULES,
     SEVERITIES,
@@ -116,12 +117,19 @@ def build_report(
     *,
     learn: bool = False,
     probes: list[BackendProbe] | None = None,
+    logs: dict[str, Path] | None = None,
 ) -> Report:
-    """state: a runtime.core.state.StateDir. Names narrow the report; none means every registered or logged module."""
+    """state: a runtime.core.state.StateDir. Names narrow the report; none means every registered or logged module.
+
+    logs: every instance's log by instance (gati audit --cluster) in place of the state's own."""
     names = list(dict.fromkeys(modules))
     registry = state.registry
     registered = {r.name: r for r in registry.all()}
-    result = scan(state.audit_path, since, until, set(names) if names else None, key=state.audit_key)
+    only = set(names) if names else None
+    if logs is None:
+        result = scan(state.audit_path, since, until, only, key=state.audit_key)
+    else:
+        result = scan_logs(logs, since, until, only, key=state.audit_key)
     for name in names:
         if name not in registered and name not in result.usage:
             registry.get(name)  # raises ModuleNotFound listing what is registered

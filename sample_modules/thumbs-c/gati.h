@@ -17,6 +17,7 @@
 #define GATI_DENIED 1  /* denied by a capability (the result is the denial as JSON) */
 #define GATI_NOT_FOUND 2  /* not found: missing kv key, unset env or secret, missing file */
 #define GATI_ERROR 3  /* other error (the result is a JSON error object) */
+#define GATI_CONFLICT 4  /* an atomic kv operation found the entry at another revision (the result is that revision, 8 bytes) */
 
 #define GATI_LOG_DEBUG 0
 #define GATI_LOG_INFO 1
@@ -50,6 +51,14 @@ GATI_IMPORT("http_request") int gati_http_request(const char *request_json, int 
 GATI_IMPORT("kv_get") int gati_kv_get(const char *store, int store_len, const char *key, int key_len);
 /* kv: store value under key */
 GATI_IMPORT("kv_put") int gati_kv_put(const char *store, int store_len, const char *key, int key_len, const char *value, int value_len);
+/* kv: the entry's revision (8 bytes, little-endian), then its value */
+GATI_IMPORT("kv_entry") int gati_kv_entry(const char *store, int store_len, const char *key, int key_len);
+/* kv: write only if the entry is at *revision (0: only if absent); the new revision, or GATI_CONFLICT with the current one */
+GATI_IMPORT("kv_cas") int gati_kv_cas(const char *store, int store_len, const char *key, int key_len, const char *value, int value_len, const unsigned long long *revision);
+/* kv: add delta to the counter in one step; its new value, decimal text */
+GATI_IMPORT("kv_increment") int gati_kv_increment(const char *store, int store_len, const char *key, int key_len, int delta);
+/* kv: delete the entry if at *revision (0: whatever is there); GATI_NOT_FOUND when absent, GATI_CONFLICT when at another */
+GATI_IMPORT("kv_delete") int gati_kv_delete(const char *store, int store_len, const char *key, int key_len, const unsigned long long *revision);
 /* secrets: the secret's bytes */
 GATI_IMPORT("secret_get") int gati_secret_get(const char *name, int name_len);
 /* env: the variable's value */

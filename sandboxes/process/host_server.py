@@ -65,17 +65,49 @@ class HostServer(host_pb2_grpc.HostServiceServicer):
     async def KvGet(self, request, context):
         async def op():
             ctx = self.calls.context(request.call_token, "kv.read", request.store)
-            return _value(self.host.kv_get(ctx, request.store, request.key))
+            return _value(await self.host.kv_get(ctx, request.store, request.key))
 
         return await self._guard(host_pb2.ValueResponse, op)
 
     async def KvPut(self, request, context):
         async def op():
             ctx = self.calls.context(request.call_token, "kv.write", request.store)
-            self.host.kv_put(ctx, request.store, request.key, request.value)
+            await self.host.kv_put(ctx, request.store, request.key, request.value)
             return host_pb2.ValueResponse(found=True)
 
         return await self._guard(host_pb2.ValueResponse, op)
+
+    async def KvGetEntry(self, request, context):
+        async def op():
+            ctx = self.calls.context(request.call_token, "kv.read", request.store)
+            entry = await self.host.kv_entry(ctx, request.store, request.key)
+            if entry is None:
+                return host_pb2.KvEntryResponse(found=False)
+            return host_pb2.KvEntryResponse(found=True, value=entry.value, revision=entry.revision)
+
+        return await self._guard(host_pb2.KvEntryResponse, op)
+
+    async def KvCompareAndSet(self, request, context):
+        async def op():
+            ctx = self.calls.context(request.call_token, "kv.write", request.store)
+            revision = await self.host.kv_cas(ctx, request.store, request.key, request.value, request.revision)
+            return host_pb2.KvEntryResponse(found=True, revision=revision)
+
+        return await self._guard(host_pb2.KvEntryResponse, op)
+
+    async def KvIncrement(self, request, context):
+        async def op():
+            ctx = self.calls.context(request.call_token, "kv.write", request.store)
+            return host_pb2.KvCounterResponse(value=await self.host.kv_increment(ctx, request.store, request.key, request.delta))
+
+        return await self._guard(host_pb2.KvCounterResponse, op)
+
+    async def KvDelete(self, request, context):
+        async def op():
+            ctx = self.calls.context(request.call_token, "kv.write", request.store)
+            return host_pb2.KvEntryResponse(found=await self.host.kv_delete(ctx, request.store, request.key, request.revision))
+
+        return await self._guard(host_pb2.KvEntryResponse, op)
 
     async def SecretGet(self, request, context):
         async def op():

@@ -4,7 +4,8 @@ Host functions run on the thread that runs the wasm call: the event loop's own t
 inline call, a worker thread otherwise (sandbox.py decides). The call's state (input, output,
 result buffer, the Host and the CallContext) is thread-local, which is exact because one call
 runs wholly on one thread. Operations that live on the event loop (HTTP egress, calling another
-module) are submitted to it and awaited here; an inline call never needs them (see _on_loop).
+module, a kv store across the network) are submitted to it and awaited here; an inline call
+never needs them (see _on_loop). A local kv store's (SQLite) never suspend and run in place (_kv).
 
 Each import is a C callback over raw i32 values (capi.host_function); the module's memory is
 read and written in place through the instance's `memory` export, looked up once per call.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -23,12 +25,14 @@ from typing import Any, Callable, Coroutine
 import wasmtime
 
 from runtime.core.call import CallContext
-from runtime.core.errors import CapabilityDenied, GatiError
+from runtime.core.errors import CapabilityDenied, GatiError, StateUnavailable
 from runtime.core.host import Host
+from runtime.core.kv import Entry, KvConflict, run_now
 from sandboxes.wasm import capi
 from sandboxes.wasm.engine import TICK_S
 
-OK, DENIED, NOT_FOUND, ERROR = 0, 1, 2, 3
+OK, DENIED, NOT_FOUND, ERROR, CONFLICT = 0, 1, 2, 3, 4
+U64 = struct.Struct("<Q")  # revisions cross the boundary as 8 little-endian bytes
 
 _current = threading.local()
 
@@ -42,6 +46,8 @@ class CallState:
     output: bytes | None = None
     error: str | None = None
     result: bytes = b""
+    # Shared state did not answer a host call: if the module then fails, that is why (a 503, not a 502).
+    unavailable: StateUnavailable | None = None
     memory: capi.Memory | None = None  # the instance's memory, once its exports are known
     exception: BaseException | None = None  # raised by a host function; the call raises it
     # An inline call runs on the event loop under a short epoch budget and may be moved to a
@@ -94,7 +100,12 @@ def _host_call(op: Callable[[CallState], Any]) -> int:
     except CapabilityDenied as denied:
         state.result = json.dumps(denied.to_dict()).encode()
         return DENIED
+    except KvConflict as conflict:
+        state.result = U64.pack(conflict.current)
+        return CONFLICT
     except GatiError as err:
+        if isinstance(err, StateUnavailable):
+            state.unavailable = err
         state.result = json.dumps(err.to_dict()).encode()
         return ERROR
     except (ValueError, OSError) as exc:
@@ -170,14 +181,53 @@ def _http_request(caller, ptr, length):
     return _host_call(op)
 
 
+def _kv(state: CallState, coro) -> Any:
+    # sandbox.py runs a module inline only when its kv store is local (or it has none)
+    return run_now(coro) if state.host.kv_local else _on_loop(state, coro)
+
+
+def _revision(caller, ptr) -> int:
+    return U64.unpack(_read(caller, ptr, 8))[0]
+
+
 def _kv_get(caller, sp, sl, kp, kl):
     store, key = _text(caller, sp, sl), _text(caller, kp, kl)
-    return _host_call(lambda s: s.host.kv_get(s.ctx, store, key))
+    return _host_call(lambda s: _kv(s, s.host.kv_get(s.ctx, store, key)))
 
 
 def _kv_put(caller, sp, sl, kp, kl, vp, vl):
     store, key, value = _text(caller, sp, sl), _text(caller, kp, kl), _read(caller, vp, vl)
-    return _host_call(lambda s: s.host.kv_put(s.ctx, store, key, value) or b"")
+
+    def op(s: CallState):
+        _kv(s, s.host.kv_put(s.ctx, store, key, value))
+        return b""
+
+    return _host_call(op)
+
+
+def _kv_entry(caller, sp, sl, kp, kl):
+    store, key = _text(caller, sp, sl), _text(caller, kp, kl)
+
+    def op(s: CallState):
+        entry: Entry | None = _kv(s, s.host.kv_entry(s.ctx, store, key))
+        return None if entry is None else U64.pack(entry.revision) + entry.value
+
+    return _host_call(op)
+
+
+def _kv_cas(caller, sp, sl, kp, kl, vp, vl, rp):
+    store, key, value, revision = _text(caller, sp, sl), _text(caller, kp, kl), _read(caller, vp, vl), _revision(caller, rp)
+    return _host_call(lambda s: U64.pack(_kv(s, s.host.kv_cas(s.ctx, store, key, value, revision))))
+
+
+def _kv_increment(caller, sp, sl, kp, kl, delta):
+    store, key = _text(caller, sp, sl), _text(caller, kp, kl)
+    return _host_call(lambda s: str(_kv(s, s.host.kv_increment(s.ctx, store, key, delta))).encode())
+
+
+def _kv_delete(caller, sp, sl, kp, kl, rp):
+    store, key, revision = _text(caller, sp, sl), _text(caller, kp, kl), _revision(caller, rp)
+    return _host_call(lambda s: b"" if _kv(s, s.host.kv_delete(s.ctx, store, key, revision)) else None)
 
 
 def _secret_get(caller, p, n):
@@ -225,6 +275,10 @@ IMPORTS: list[tuple[str, int, bool, Callable]] = [
     ("http_request", 2, True, _http_request),
     ("kv_get", 4, True, _kv_get),
     ("kv_put", 6, True, _kv_put),
+    ("kv_entry", 4, True, _kv_entry),
+    ("kv_cas", 7, True, _kv_cas),
+    ("kv_increment", 5, True, _kv_increment),
+    ("kv_delete", 5, True, _kv_delete),
     ("secret_get", 2, True, _secret_get),
     ("env_get", 2, True, _env_get),
     ("file_read", 2, True, _file_read),

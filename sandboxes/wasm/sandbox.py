@@ -14,8 +14,9 @@ and run again, fresh, on a worker thread of the module's own pool (sized by its 
 limit), and that method's next calls go straight to a worker until one of them is short again.
 A call that has acted can no longer be run again: its budget becomes its real deadline and it
 finishes inline. Modules granted egress or module calls never run inline: those host calls
-wait for the event loop, which an inline call is holding; neither do WASI modules granted a
-writable directory (a write through WASI is an act the host does not see).
+wait for the event loop, which an inline call is holding; nor do modules granted kv stores
+when the stores are across the network (cluster mode), nor WASI modules granted a writable
+directory (a write through WASI is an act the host does not see).
 """
 
 from __future__ import annotations
@@ -95,7 +96,12 @@ class WasmSandbox:
         self._methods = {method: method.encode() for method in self.manifest.methods}
         self._initialize = any(e.name == "_initialize" for e in module.exports)
         caps = self.manifest.capabilities
-        self.inline = not caps.egress and not caps.modules and not (self.uses_wasi and "rw" in caps.files.values())
+        self.inline = (
+            not caps.egress
+            and not caps.modules
+            and not (self.uses_wasi and "rw" in caps.files.values())
+            and (self.host.kv_local or not caps.kv)  # a kv store across the network (cluster mode) waits for the loop too
+        )
         if self.uses_wasi:
             # Only a WASI module is handed anything at start: its environment and its preopens.
             own = CallContext(caller=f"module:{self.manifest.name}")
@@ -164,6 +170,8 @@ class WasmSandbox:
         finally:
             abi.end()
         if status != 0:
+            if state.unavailable is not None:
+                raise state.unavailable  # the module failed because shared state did not answer: retryable
             if self._at_memory_limit(store, instance):
                 # wasmtime answers a grow past the store's limit with -1, not a trap: a module that
                 # then fails was stopped by its limit as surely as one that trapped.

@@ -13,7 +13,7 @@ async def test_secrets_and_kv_stores_only_as_declared(install, monkeypatch):
     assert (await probe("kv_get", "probe/k"))["status"] == 2  # not found
     assert (await probe("kv_put", "probe/k=v1"))["status"] == 0
     assert await probe("kv_get", "probe/k") == {"status": 0, "result": "v1"}
-    assert probe.state.kv.get("probe", "k") == b"v1"
+    assert await probe.state.kv.get("probe", "k") == b"v1"
     for method, target in (("kv_get", "elsewhere/k"), ("kv_put", "elsewhere/k=v")):
         assert (await probe(method, target))["status"] == 1
     assert [(e["capability"], e["decision"]) for e in probe.asked()] == [

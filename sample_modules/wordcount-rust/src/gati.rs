@@ -18,6 +18,8 @@ pub const DENIED: i32 = 1;
 pub const NOT_FOUND: i32 = 2;
 /// other error (the result is a JSON error object)
 pub const ERROR: i32 = 3;
+/// an atomic kv operation found the entry at another revision (the result is that revision, 8 bytes)
+pub const CONFLICT: i32 = 4;
 
 pub mod raw {
     #[link(wasm_import_module = "gati")]
@@ -52,6 +54,18 @@ pub mod raw {
         /// kv: store value under key
         #[link_name = "kv_put"]
         pub fn kv_put(store: *const u8, store_len: i32, key: *const u8, key_len: i32, value: *const u8, value_len: i32) -> i32;
+        /// kv: the entry's revision (8 bytes, little-endian), then its value
+        #[link_name = "kv_entry"]
+        pub fn kv_entry(store: *const u8, store_len: i32, key: *const u8, key_len: i32) -> i32;
+        /// kv: write only if the entry is at *revision (0: only if absent); the new revision, or GATI_CONFLICT with the current one
+        #[link_name = "kv_cas"]
+        pub fn kv_cas(store: *const u8, store_len: i32, key: *const u8, key_len: i32, value: *const u8, value_len: i32, revision: *const u64) -> i32;
+        /// kv: add delta to the counter in one step; its new value, decimal text
+        #[link_name = "kv_increment"]
+        pub fn kv_increment(store: *const u8, store_len: i32, key: *const u8, key_len: i32, delta: i32) -> i32;
+        /// kv: delete the entry if at *revision (0: whatever is there); GATI_NOT_FOUND when absent, GATI_CONFLICT when at another
+        #[link_name = "kv_delete"]
+        pub fn kv_delete(store: *const u8, store_len: i32, key: *const u8, key_len: i32, revision: *const u64) -> i32;
         /// secrets: the secret's bytes
         #[link_name = "secret_get"]
         pub fn secret_get(name: *const u8, name_len: i32) -> i32;
@@ -75,6 +89,8 @@ pub mod raw {
 pub enum HostError {
     Denied(Vec<u8>),
     NotFound,
+    /// an atomic kv operation found the entry at another revision: this one (0: absent)
+    Conflict(u64),
     Other(i32, Vec<u8>),
 }
 
@@ -118,11 +134,16 @@ fn result() -> Vec<u8> {
     buf
 }
 
+fn le_u64(bytes: &[u8]) -> u64 {
+    bytes.iter().take(8).enumerate().fold(0u64, |v, (i, b)| v | (*b as u64) << (8 * i))
+}
+
 fn host(status: i32) -> Result<Vec<u8>, HostError> {
     match status {
         OK => Ok(result()),
         DENIED => Err(HostError::Denied(result())),
         NOT_FOUND => Err(HostError::NotFound),
+        CONFLICT => Err(HostError::Conflict(le_u64(&result()))),
         other => Err(HostError::Other(other, result())),
     }
 }
@@ -138,6 +159,38 @@ pub fn kv_get(store: &str, key: &[u8]) -> Result<Vec<u8>, HostError> {
 
 pub fn kv_put(store: &str, key: &[u8], value: &[u8]) -> Result<(), HostError> {
     host(unsafe { raw::kv_put(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, value.as_ptr(), value.len() as i32) }).map(|_| ())
+}
+
+/// kv: the entry's revision and value.
+pub fn kv_entry(store: &str, key: &[u8]) -> Result<(u64, Vec<u8>), HostError> {
+    let r = host(unsafe { raw::kv_entry(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32) })?;
+    Ok((le_u64(&r), r[8.min(r.len())..].to_vec()))
+}
+
+/// kv: write value only if the entry is at revision (0: only if absent); the new revision, or Err(Conflict(current)).
+pub fn kv_cas(store: &str, key: &[u8], value: &[u8], revision: u64) -> Result<u64, HostError> {
+    host(unsafe {
+        raw::kv_cas(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, value.as_ptr(), value.len() as i32, &revision)
+    })
+    .map(|r| le_u64(&r))
+}
+
+/// kv: add delta to the counter at key (absent: 0) in one step; its new value.
+pub fn kv_increment(store: &str, key: &[u8], delta: i32) -> Result<i64, HostError> {
+    let r = host(unsafe { raw::kv_increment(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, delta) })?;
+    match core::str::from_utf8(&r).ok().and_then(|s| s.parse::<i64>().ok()) {
+        Some(value) => Ok(value),
+        None => Err(HostError::Other(ERROR, r)),
+    }
+}
+
+/// kv: delete the entry if at revision (0: whatever is there); false when there was none.
+pub fn kv_delete(store: &str, key: &[u8], revision: u64) -> Result<bool, HostError> {
+    match host(unsafe { raw::kv_delete(store.as_ptr(), store.len() as i32, key.as_ptr(), key.len() as i32, &revision) }) {
+        Ok(_) => Ok(true),
+        Err(HostError::NotFound) => Ok(false),
+        Err(other) => Err(other),
+    }
 }
 
 pub fn secret_get(name: &str) -> Result<Vec<u8>, HostError> {

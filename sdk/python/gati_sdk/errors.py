@@ -36,13 +36,26 @@ class CapabilityDenied(HostError):
     code = "capability_denied"
 
 
+class KvConflict(HostError):
+    """A compare-and-set or delete found the entry at another revision: `current_revision` (0: absent)."""
+
+    code = "kv_conflict"
+
+    @property
+    def current_revision(self) -> int:
+        return int(self.details.get("current_revision", "0"))
+
+
+KINDS = {kind.code: kind for kind in (CapabilityDenied, KvConflict)}
+
+
 def from_body(body: Mapping[str, Any]) -> HostError:
     """The exception for an error in its plain wire form (a host reply, the egress proxy's refusal)."""
     body = dict(body)
     code = str(body.pop("code", "") or "host_error")
     message = str(body.pop("message", "") or code)
     fix = str(body.pop("fix", "") or "")
-    kind = CapabilityDenied if code == CapabilityDenied.code else HostError
+    kind = KINDS.get(code, HostError)
     return kind(message, code=code, fix=fix, **body)
 
 

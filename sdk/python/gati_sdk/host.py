@@ -4,18 +4,33 @@ Every request presents the call token of the call it serves (the one this client
 for, else the call the current thread works for: call.py); the host bounds what it does by
 that call's deadline. Every method may raise CapabilityDenied, whose `details["grant"]` is
 the manifest line that would allow the request.
+
+kv entries carry a revision that changes on every write and is never reused, so an update
+made from what was read cannot overwrite a change made since:
+
+    entry = host.kv_entry("cart", user)             # (value, revision), or None
+    try:
+        host.kv_cas("cart", user, add(entry), entry.revision if entry else 0)
+    except KvConflict:
+        ...                                          # someone wrote first: read again, retry
+    host.kv_increment("visits", "count")            # one atomic step, the new value
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
 from gati_sdk.call import current_token
 from gati_sdk.errors import HostError, from_error
 from gati_sdk.protocol.gati.host.v1 import host_pb2, host_pb2_grpc
+
+
+class KvEntry(NamedTuple):
+    value: bytes
+    revision: int
 
 
 class HostClient:
@@ -63,6 +78,26 @@ class HostClient:
     def kv_put(self, store: str, key: str, value: bytes | str) -> None:
         value = value.encode() if isinstance(value, str) else value
         self._call("KvPut", host_pb2.KvPutRequest(call_token=self._token, store=store, key=key, value=value))
+
+    def kv_entry(self, store: str, key: str) -> KvEntry | None:
+        """The value with its revision, or None when absent."""
+        reply = self._call("KvGetEntry", host_pb2.KvGetRequest(call_token=self._token, store=store, key=key))
+        return KvEntry(reply.value, reply.revision) if reply.found else None
+
+    def kv_cas(self, store: str, key: str, value: bytes | str, revision: int) -> int:
+        """Write only if the entry is at `revision` (0: only if absent); the new revision. KvConflict otherwise."""
+        value = value.encode() if isinstance(value, str) else value
+        request = host_pb2.KvCompareAndSetRequest(call_token=self._token, store=store, key=key, value=value, revision=revision)
+        return self._call("KvCompareAndSet", request).revision
+
+    def kv_increment(self, store: str, key: str, delta: int = 1) -> int:
+        """Add delta to the counter at key (absent: 0) in one step; the new value."""
+        return self._call("KvIncrement", host_pb2.KvIncrementRequest(call_token=self._token, store=store, key=key, delta=delta)).value
+
+    def kv_delete(self, store: str, key: str, revision: int = 0) -> bool:
+        """Delete the entry (only at `revision` unless 0); False when there was none. KvConflict otherwise."""
+        request = host_pb2.KvDeleteRequest(call_token=self._token, store=store, key=key, revision=revision)
+        return self._call("KvDelete", request).found
 
     def secret(self, name: str) -> str | None:
         value = self._value("SecretGet", host_pb2.NameRequest(call_token=self._token, name=name))

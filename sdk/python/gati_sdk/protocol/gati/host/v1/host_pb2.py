@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gati_sdk.protocol.gati.module.v1 import module_pb2 as gati_dot_module_dot_v1_dot_module__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gati/host/v1/host.proto\x12\x0cgati.host.v1\x1a\x1bgati/module/v1/module.proto\"\xc3\x01\n\x12HttpRequestMessage\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12>\n\x07headers\x18\x04 \x03(\x0b\x32-.gati.host.v1.HttpRequestMessage.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xca\x01\n\x13HttpResponseMessage\x12\x0e\n\x06status\x18\x01 \x01(\r\x12?\n\x07headers\x18\x02 \x03(\x0b\x32..gati.host.v1.HttpResponseMessage.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.gati.module.v1.Error\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0cKvGetRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\"M\n\x0cKvPutRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x0c\"/\n\x0bNameRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x0b\x46ileRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"S\n\rValueResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.gati.module.v1.Error\"X\n\x11\x43\x61llModuleRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0e\n\x06module\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"@\n\nLogRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t2\x80\x05\n\x0bHostService\x12R\n\x0bHttpRequest\x12 .gati.host.v1.HttpRequestMessage\x1a!.gati.host.v1.HttpResponseMessage\x12@\n\x05KvGet\x12\x1a.gati.host.v1.KvGetRequest\x1a\x1b.gati.host.v1.ValueResponse\x12@\n\x05KvPut\x12\x1a.gati.host.v1.KvPutRequest\x1a\x1b.gati.host.v1.ValueResponse\x12\x43\n\tSecretGet\x12\x19.gati.host.v1.NameRequest\x1a\x1b.gati.host.v1.ValueResponse\x12@\n\x06\x45nvGet\x12\x19.gati.host.v1.NameRequest\x1a\x1b.gati.host.v1.ValueResponse\x12\x42\n\x08\x46ileRead\x12\x19.gati.host.v1.FileRequest\x1a\x1b.gati.host.v1.ValueResponse\x12\x43\n\tFileWrite\x12\x19.gati.host.v1.FileRequest\x1a\x1b.gati.host.v1.ValueResponse\x12K\n\nCallModule\x12\x1f.gati.host.v1.CallModuleRequest\x1a\x1c.gati.module.v1.CallResponse\x12<\n\x03Log\x12\x18.gati.host.v1.LogRequest\x1a\x1b.gati.host.v1.ValueResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gati/host/v1/host.proto\x12\x0cgati.host.v1\x1a\x1bgati/module/v1/module.proto\"\xc3\x01\n\x12HttpRequestMessage\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12>\n\x07headers\x18\x04 \x03(\x0b\x32-.gati.host.v1.HttpRequestMessage.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xca\x01\n\x13HttpResponseMessage\x12\x0e\n\x06status\x18\x01 \x01(\r\x12?\n\x07headers\x18\x02 \x03(\x0b\x32..gati.host.v1.HttpResponseMessage.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.gati.module.v1.Error\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0cKvGetRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\"M\n\x0cKvPutRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x0c\"g\n\x0fKvEntryResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.gati.module.v1.Error\"i\n\x16KvCompareAndSetRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x0c\x12\x10\n\x08revision\x18\x05 \x01(\x04\"S\n\x12KvIncrementRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\"H\n\x11KvCounterResponse\x12\r\n\x05value\x18\x01 \x01(\x03\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.gati.module.v1.Error\"S\n\x0fKvDeleteRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05store\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x04\"/\n\x0bNameRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x0b\x46ileRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"S\n\rValueResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.gati.module.v1.Error\"X\n\x11\x43\x61llModuleRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\x0e\n\x06module\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"@\n\nLogRequest\x12\x12\n\ncall_token\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t2\xbd\x07\n\x0bHostService\x12R\n\x0bHttpRequest\x12 .gati.host.v1.HttpRequestMessage\x1a!.gati.host.v1.HttpResponseMessage\x12@\n\x05KvGet\x12\x1a.gati.host.v1.KvGetRequest\x1a\x1b.gati.host.v1.ValueResponse\x12@\n\x05KvPut\x12\x1a.gati.host.v1.KvPutRequest\x1a\x1b.gati.host.v1.ValueResponse\x12G\n\nKvGetEntry\x12\x1a.gati.host.v1.KvGetRequest\x1a\x1d.gati.host.v1.KvEntryResponse\x12V\n\x0fKvCompareAndSet\x12$.gati.host.v1.KvCompareAndSetRequest\x1a\x1d.gati.host.v1.KvEntryResponse\x12P\n\x0bKvIncrement\x12 .gati.host.v1.KvIncrementRequest\x1a\x1f.gati.host.v1.KvCounterResponse\x12H\n\x08KvDelete\x12\x1d.gati.host.v1.KvDeleteRequest\x1a\x1d.gati.host.v1.KvEntryResponse\x12\x43\n\tSecretGet\x12\x19.gati.host.v1.NameRequest\x1a\x1b.gati.host.v1.ValueResponse\x12@\n\x06\x45nvGet\x12\x19.gati.host.v1.NameRequest\x1a\x1b.gati.host.v1.ValueResponse\x12\x42\n\x08\x46ileRead\x12\x19.gati.host.v1.FileRequest\x1a\x1b.gati.host.v1.ValueResponse\x12\x43\n\tFileWrite\x12\x19.gati.host.v1.FileRequest\x1a\x1b.gati.host.v1.ValueResponse\x12K\n\nCallModule\x12\x1f.gati.host.v1.CallModuleRequest\x1a\x1c.gati.module.v1.CallResponse\x12<\n\x03Log\x12\x18.gati.host.v1.LogRequest\x1a\x1b.gati.host.v1.ValueResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,16 +48,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KVGETREQUEST']._serialized_end=535
   _globals['_KVPUTREQUEST']._serialized_start=537
   _globals['_KVPUTREQUEST']._serialized_end=614
-  _globals['_NAMEREQUEST']._serialized_start=616
-  _globals['_NAMEREQUEST']._serialized_end=663
-  _globals['_FILEREQUEST']._serialized_start=665
-  _globals['_FILEREQUEST']._serialized_end=726
-  _globals['_VALUERESPONSE']._serialized_start=728
-  _globals['_VALUERESPONSE']._serialized_end=811
-  _globals['_CALLMODULEREQUEST']._serialized_start=813
-  _globals['_CALLMODULEREQUEST']._serialized_end=901
-  _globals['_LOGREQUEST']._serialized_start=903
-  _globals['_LOGREQUEST']._serialized_end=967
-  _globals['_HOSTSERVICE']._serialized_start=970
-  _globals['_HOSTSERVICE']._serialized_end=1610
+  _globals['_KVENTRYRESPONSE']._serialized_start=616
+  _globals['_KVENTRYRESPONSE']._serialized_end=719
+  _globals['_KVCOMPAREANDSETREQUEST']._serialized_start=721
+  _globals['_KVCOMPAREANDSETREQUEST']._serialized_end=826
+  _globals['_KVINCREMENTREQUEST']._serialized_start=828
+  _globals['_KVINCREMENTREQUEST']._serialized_end=911
+  _globals['_KVCOUNTERRESPONSE']._serialized_start=913
+  _globals['_KVCOUNTERRESPONSE']._serialized_end=985
+  _globals['_KVDELETEREQUEST']._serialized_start=987
+  _globals['_KVDELETEREQUEST']._serialized_end=1070
+  _globals['_NAMEREQUEST']._serialized_start=1072
+  _globals['_NAMEREQUEST']._serialized_end=1119
+  _globals['_FILEREQUEST']._serialized_start=1121
+  _globals['_FILEREQUEST']._serialized_end=1182
+  _globals['_VALUERESPONSE']._serialized_start=1184
+  _globals['_VALUERESPONSE']._serialized_end=1267
+  _globals['_CALLMODULEREQUEST']._serialized_start=1269
+  _globals['_CALLMODULEREQUEST']._serialized_end=1357
+  _globals['_LOGREQUEST']._serialized_start=1359
+  _globals['_LOGREQUEST']._serialized_end=1423
+  _globals['_HOSTSERVICE']._serialized_start=1426
+  _globals['_HOSTSERVICE']._serialized_end=2383
 # @@protoc_insertion_point(module_scope)

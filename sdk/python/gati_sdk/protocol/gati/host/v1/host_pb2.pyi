@@ -69,6 +69,64 @@ class KvPutRequest(_message.Message):
     value: bytes
     def __init__(self, call_token: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
 
+class KvEntryResponse(_message.Message):
+    __slots__ = ("found", "value", "revision", "error")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    value: bytes
+    revision: int
+    error: _module_pb2.Error
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., revision: _Optional[int] = ..., error: _Optional[_Union[_module_pb2.Error, _Mapping]] = ...) -> None: ...
+
+class KvCompareAndSetRequest(_message.Message):
+    __slots__ = ("call_token", "store", "key", "value", "revision")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    call_token: str
+    store: str
+    key: str
+    value: bytes
+    revision: int
+    def __init__(self, call_token: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[bytes] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class KvIncrementRequest(_message.Message):
+    __slots__ = ("call_token", "store", "key", "delta")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    call_token: str
+    store: str
+    key: str
+    delta: int
+    def __init__(self, call_token: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ..., delta: _Optional[int] = ...) -> None: ...
+
+class KvCounterResponse(_message.Message):
+    __slots__ = ("value", "error")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    value: int
+    error: _module_pb2.Error
+    def __init__(self, value: _Optional[int] = ..., error: _Optional[_Union[_module_pb2.Error, _Mapping]] = ...) -> None: ...
+
+class KvDeleteRequest(_message.Message):
+    __slots__ = ("call_token", "store", "key", "revision")
+    CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    call_token: str
+    store: str
+    key: str
+    revision: int
+    def __init__(self, call_token: _Optional[str] = ..., store: _Optional[str] = ..., key: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class NameRequest(_message.Message):
     __slots__ = ("call_token", "name")
     CALL_TOKEN_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,26 @@ class HostServiceStub:
                 request_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvPutRequest.SerializeToString,
                 response_deserializer=gati_dot_host_dot_v1_dot_host__pb2.ValueResponse.FromString,
                 _registered_method=True)
+        self.KvGetEntry = channel.unary_unary(
+                '/gati.host.v1.HostService/KvGetEntry',
+                request_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvGetRequest.SerializeToString,
+                response_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.FromString,
+                _registered_method=True)
+        self.KvCompareAndSet = channel.unary_unary(
+                '/gati.host.v1.HostService/KvCompareAndSet',
+                request_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvCompareAndSetRequest.SerializeToString,
+                response_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.FromString,
+                _registered_method=True)
+        self.KvIncrement = channel.unary_unary(
+                '/gati.host.v1.HostService/KvIncrement',
+                request_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvIncrementRequest.SerializeToString,
+                response_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvCounterResponse.FromString,
+                _registered_method=True)
+        self.KvDelete = channel.unary_unary(
+                '/gati.host.v1.HostService/KvDelete',
+                request_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvDeleteRequest.SerializeToString,
+                response_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.FromString,
+                _registered_method=True)
         self.SecretGet = channel.unary_unary(
                 '/gati.host.v1.HostService/SecretGet',
                 request_serializer=gati_dot_host_dot_v1_dot_host__pb2.NameRequest.SerializeToString,
@@ -98,6 +118,31 @@ class HostServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def KvPut(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KvGetEntry(self, request, context):
+        """Atomic kv: every entry has a revision that changes on each write and is never reused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KvCompareAndSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KvIncrement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KvDelete(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,6 +201,26 @@ def add_HostServiceServicer_to_server(servicer, server):
                     servicer.KvPut,
                     request_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvPutRequest.FromString,
                     response_serializer=gati_dot_host_dot_v1_dot_host__pb2.ValueResponse.SerializeToString,
+            ),
+            'KvGetEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.KvGetEntry,
+                    request_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvGetRequest.FromString,
+                    response_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.SerializeToString,
+            ),
+            'KvCompareAndSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.KvCompareAndSet,
+                    request_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvCompareAndSetRequest.FromString,
+                    response_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.SerializeToString,
+            ),
+            'KvIncrement': grpc.unary_unary_rpc_method_handler(
+                    servicer.KvIncrement,
+                    request_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvIncrementRequest.FromString,
+                    response_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvCounterResponse.SerializeToString,
+            ),
+            'KvDelete': grpc.unary_unary_rpc_method_handler(
+                    servicer.KvDelete,
+                    request_deserializer=gati_dot_host_dot_v1_dot_host__pb2.KvDeleteRequest.FromString,
+                    response_serializer=gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.SerializeToString,
             ),
             'SecretGet': grpc.unary_unary_rpc_method_handler(
                     servicer.SecretGet,
@@ -269,6 +334,114 @@ class HostService:
             '/gati.host.v1.HostService/KvPut',
             gati_dot_host_dot_v1_dot_host__pb2.KvPutRequest.SerializeToString,
             gati_dot_host_dot_v1_dot_host__pb2.ValueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KvGetEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gati.host.v1.HostService/KvGetEntry',
+            gati_dot_host_dot_v1_dot_host__pb2.KvGetRequest.SerializeToString,
+            gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KvCompareAndSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gati.host.v1.HostService/KvCompareAndSet',
+            gati_dot_host_dot_v1_dot_host__pb2.KvCompareAndSetRequest.SerializeToString,
+            gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KvIncrement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gati.host.v1.HostService/KvIncrement',
+            gati_dot_host_dot_v1_dot_host__pb2.KvIncrementRequest.SerializeToString,
+            gati_dot_host_dot_v1_dot_host__pb2.KvCounterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KvDelete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gati.host.v1.HostService/KvDelete',
+            gati_dot_host_dot_v1_dot_host__pb2.KvDeleteRequest.SerializeToString,
+            gati_dot_host_dot_v1_dot_host__pb2.KvEntryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,28 @@
+"""Where a project keeps its state: the state directory, or the cluster when gati.toml says so.
+
+    open_state(project_dir, settings)    StateDir (.gati/ or $GATI_HOME), or, with [cluster] nats,
+                                         a ClusterState whose registry and kv stores are on NATS
+
+`gati serve` and every CLI verb that keeps state open it here, so that a module registered
+with `gati module register` lands where the serving instances look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.cluster.state import ClusterState
+from runtime.core.state import KeySource, StateDir
+from runtime.core.audit_key import AuditKey
+
+
+def open_state(project_dir: str | Path, settings, audit_key: AuditKey | KeySource | None = None) -> StateDir:
+    """settings: runtime.http.project.Settings; audit_key as StateDir takes it. Connecting to NATS is
+    bounded; a GatiError when it fails."""
+    cluster = settings.cluster
+    path = StateDir.locate(project_dir)
+    if not cluster.nats:
+        return StateDir(path, audit_key)
+    return ClusterState.connect(
+        path, cluster.nats, namespace=cluster.namespace, instance=cluster.instance, timeout_s=cluster.timeout_ms / 1000, audit_key=audit_key
+    )
