@@ -5,7 +5,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from runtime.cli.main import app
 from runtime.core.errors import ManifestError
 from runtime.core.manifest import load_manifest
 from runtime.modules.build import build_module, sources_digest
@@ -119,3 +121,13 @@ def test_a_long_image_step_streams_its_lines_to_the_log(caplog):
     assert [r.getMessage() for r in caplog.records] == ["debootstrap: I: Retrieving Release", "debootstrap: I: Validating Packages"]
     with pytest.raises(images.ImageError, match=r"debootstrap failed \(exit 2\): E: no mirror"):
         images._run(["sh", "-c", "echo 'E: no mirror'; exit 2"], "debootstrap")
+
+
+def test_gati_build_takes_module_folders_outside_any_project(tmp_path, monkeypatch):
+    # `make modules` builds the repo's samples this way; the stamp it leaves is what `gati serve` checks.
+    folder = module(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no gati.toml here
+    result = CliRunner().invoke(app, ["build", "--json", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["status"] == "built"
+    assert (folder / "build" / ".gati-build.json").is_file()

@@ -26,7 +26,11 @@ STATUS_STYLE = {"built": "green", "up-to-date": "dim", "nothing-to-build": "dim"
 
 
 def module_folders(project: Path, names: list[str]) -> list[Path]:
-    """The folders to build: every module of the project, or those named (by manifest name or path)."""
+    """The folders to build: every module of the project, or those named (by manifest name or path).
+
+    Folders need no project around them (`make modules` builds the repo's samples this way)."""
+    if names and all((Path(name) / "module.toml").is_file() for name in names):
+        return [Path(name).resolve() for name in names]
     folders = load_project(project).module_dirs()
     if not names:
         return folders

@@ -86,8 +86,11 @@ async def draining(app: web.Application) -> None:
 def _warn_contracts(rt: Any, state: StateDir) -> None:
     """Handlers whose module payloads do not fit the modules' schemas: logged, never fatal (`gati contracts check` fails CI)."""
     try:
-        for line in start_up_lines(registered_contracts(rt.router, state.registry)):
-            log.warning("contracts: %s", line)
+        findings = registered_contracts(rt.router, state.registry)
+        # Warnings are things to review (a module stricter than the handler's types), not faults.
+        level = logging.WARNING if any(f.severity == "error" for f in findings) else logging.INFO
+        for line in start_up_lines(findings):
+            log.log(level, "contracts: %s", line)
     except Exception:
         log.exception("contract check failed; serving anyway")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Put what the image needs beside the Dockerfile (called by scripts/build-modules.sh):
+# Put what the image needs beside the Dockerfile (its [artifact] build_command: gati build, make modules):
 # node_modules from npm (on the host: the image has no network) and the gati protos.
 set -euo pipefail
 cd "$(dirname "$0")"
