@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from runtime.http.app import TRACER, build_app
 from runtime.http.context import GlobalContext
 from runtime.http.executions import read_records
+from runtime.http.metrics import Metrics
 
 HOOKS_PY = """
 def stamp(req, res, gctx, lctx):
@@ -334,3 +335,9 @@ async def test_system_paths_may_not_collide_with_handlers(make_project):
         build_app(root)
     (root / "gati.toml").write_text('[server]\nmetrics_path = "/_prom"\n')
     build_app(root)
+
+
+def test_a_metric_name_with_a_line_break_is_refused():
+    # A name ending in a newline would split its line of the Prometheus exposition in two.
+    with pytest.raises(ValueError, match="metric name"):
+        Metrics().counter("items_viewed\n", 1)

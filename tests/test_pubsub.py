@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from runtime.http.pubsub import Backpressure, MemoryBus, TopicInvalid, matches
+from runtime.http.pubsub import Backpressure, MemoryBus, TopicInvalid, check_pattern, check_topic, matches
 
 
 def test_topic_patterns_match_like_nats():
@@ -18,6 +18,15 @@ def test_topic_patterns_match_like_nats():
     assert not matches("orders.>", "orders")
     assert matches(">", "a.b")
     assert not matches("orders.created", "orders.created.x")
+
+
+@pytest.mark.parametrize("bad", ["orders.created\n", "orders\n", "\n"])
+def test_a_topic_or_pattern_with_a_line_break_is_refused(bad):
+    # `$` matches before a final newline; a topic must be the words and nothing after them.
+    with pytest.raises(TopicInvalid):
+        check_topic(bad)
+    with pytest.raises(TopicInvalid):
+        check_pattern(bad)
 
 
 async def test_every_subscriber_gets_each_message_in_order():

@@ -41,12 +41,12 @@ class Ingress:
         # An id from outside is kept only behind a proxy we trust: anyone else could reuse one and
         # make two requests look like one in logs, the audit log and execution records.
         lctx = LocalContext(given if self.settings.trust_request_id else None, headers.get("traceparent"))
-        if given and not self.settings.trust_request_id and REQUEST_ID_RE.match(given):
+        if given and not self.settings.trust_request_id and REQUEST_ID_RE.fullmatch(given):
             lctx.client_request_id = given
         lctx.method, lctx.path = request.method, request.path
         flags = headers.get("X-Gati-Flags")
         if flags:
-            lctx.flags = tuple(f for f in (x.strip().lower() for x in flags.split(",")) if FLAG_RE.match(f))[:MAX_FLAGS]
+            lctx.flags = tuple(f for f in (x.strip().lower() for x in flags.split(",")) if FLAG_RE.fullmatch(f))[:MAX_FLAGS]
         return lctx
 
     def check(self, request: web.Request) -> None:

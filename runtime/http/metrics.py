@@ -92,7 +92,7 @@ class Metrics:
     def _instrument(self, kind: str, name: str) -> Any:
         inst = self._user.get((kind, name))
         if inst is None:
-            if not NAME_RE.match(name) or name.startswith("gati."):
+            if not NAME_RE.fullmatch(name) or name.startswith("gati."):
                 raise ValueError(f"metric name {name!r}: use letters, digits, _ and . (at most 63), not starting with 'gati.'")
             for (other_kind, other), _ in self._user.items():
                 if other == name:

@@ -53,13 +53,13 @@ class Message:
 
 
 def check_topic(topic: str) -> str:
-    if not isinstance(topic, str) or not TOPIC_RE.match(topic):
+    if not isinstance(topic, str) or not TOPIC_RE.fullmatch(topic):
         raise TopicInvalid(f"topic {topic!r} is not dot-separated words", fix="use letters, digits, _ and -, separated by dots: orders.created")
     return topic
 
 
 def check_pattern(pattern: str) -> str:
-    if not isinstance(pattern, str) or not PATTERN_RE.match(pattern):
+    if not isinstance(pattern, str) or not PATTERN_RE.fullmatch(pattern):
         raise TopicInvalid(f"subscription {pattern!r} is not a topic pattern", fix="use words, * for one word and a final > for the rest: orders.*")
     return pattern
 
