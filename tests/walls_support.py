@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WALLS_PROBE = ROOT / "tests" / "modules" / "walls_probe"
-METHODS = ("echo", "sleep", "environs", "open_for_write", "fill")
+METHODS = ("echo", "sleep", "environs", "open_for_write", "peek", "fill")
 SLEEP_TIMEOUT_MS = 300  # [methods.sleep]: a longer sleep is killed and its instance replaced
 
 

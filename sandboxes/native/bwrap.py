@@ -49,11 +49,29 @@ def system_mounts() -> list[str]:
 READ_ONLY_PROC = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 
 
+# What /proc tells of the whole machine and no module needs (Docker's masked paths): the kernel's
+# keyrings, timers, scheduler and latency internals, its memory image, hardware trees.
+MASKED_PROC_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/kallsyms")
+MASKED_PROC_DIRS = ("/proc/acpi", "/proc/scsi", "/proc/asound")
+
+
 def _read_only_proc() -> list[str]:
     args: list[str] = []
     for path in READ_ONLY_PROC:
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
+    return args
+
+
+def _masked_proc() -> list[str]:
+    """/dev/null over the files (the sandbox cannot open it: its mounts are nodev) and an empty read-only tmpfs over the folders."""
+    args: list[str] = []
+    for path in MASKED_PROC_FILES:
+        if os.path.exists(path):
+            args += ["--ro-bind", "/dev/null", path]
+    for path in MASKED_PROC_DIRS:
+        if os.path.isdir(path):
+            args += ["--tmpfs", path, "--remount-ro", path]
     return args
 
 
@@ -100,6 +118,7 @@ def command(
         # as in Docker. (They are the host procfs's files, but a sysctl shows the namespaces of
         # the process that reads it: the sandbox sees its own hostname and network settings.)
         *_read_only_proc(),
+        *_masked_proc(),
         "--dev", "/dev",
         "--size", str(tmp_bytes), "--tmpfs", "/tmp",
         "--bind", str(run_dir), guest_run_dir,

@@ -56,6 +56,22 @@ def open_for_write(payload, ctx):
 
 
 @module.method
+def peek(payload, ctx):
+    """How much of each path can be read (bytes of a file, entries of a folder), or why not."""
+    result = {}
+    for path in payload:
+        try:
+            if os.path.isdir(path):
+                result[path] = {"ok": True, "entries": len(os.listdir(path))}
+            else:
+                with open(path, "rb") as f:
+                    result[path] = {"ok": True, "bytes": len(f.read(4096))}
+        except OSError as exc:
+            result[path] = failed(exc)
+    return result
+
+
+@module.method
 def fill(payload, ctx):
     """Write payload["mib"] MiB to payload["path"], 64 KiB at a time, until done or refused."""
     chunk = b"x" * (64 << 10)
