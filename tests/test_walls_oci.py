@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from walls_support import ROOT, install_walls_probe, mount_of
+from walls_support import MACHINE_WIDE_PROC, ROOT, install_walls_probe, mount_of, readable_machine_wide
 
 from runtime.modules import register_module
 from runtime.modules.manager import ModuleManager
@@ -34,6 +34,12 @@ def engine():
     client = docker.from_env()
     yield client
     client.close()
+
+
+async def test_what_proc_tells_of_the_whole_machine_is_hidden(state, manager, tmp_path):
+    register_module(state, install_walls_probe(tmp_path, "oci"))
+    seen = await manager.call("walls", "peek", list(MACHINE_WIDE_PROC))
+    assert readable_machine_wide(seen) == {}
 
 
 # -- item 6 -------------------------------------------------------------------------------------

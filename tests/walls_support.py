@@ -8,6 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WALLS_PROBE = ROOT / "tests" / "modules" / "walls_probe"
 METHODS = ("echo", "sleep", "environs", "open_for_write", "peek", "fill")
+# What /proc tells of the whole machine: masked in both kinds of sandbox (Docker's masked paths).
+MACHINE_WIDE_PROC = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/scsi", "/proc/asound")
 SLEEP_TIMEOUT_MS = 300  # [methods.sleep]: a longer sleep is killed and its instance replaced
 
 
@@ -46,3 +48,8 @@ def mount_of(path: Path) -> tuple[str, str] | None:
         if fields[4] == str(path):
             return fields[sep + 1], fields[sep + 2]
     return None
+
+
+def readable_machine_wide(seen: dict) -> dict:
+    """What the probe's peek at MACHINE_WIDE_PROC could read (bytes or entries)."""
+    return {path: r for path, r in seen.items() if r["ok"] and (r.get("bytes") or r.get("entries"))}

@@ -51,7 +51,7 @@ READ_ONLY_PROC = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 
 # What /proc tells of the whole machine and no module needs (Docker's masked paths): the kernel's
 # keyrings, timers, scheduler and latency internals, its memory image, hardware trees.
-MASKED_PROC_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/kallsyms")
+MASKED_PROC_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats")
 MASKED_PROC_DIRS = ("/proc/acpi", "/proc/scsi", "/proc/asound")
 
 
