@@ -66,14 +66,15 @@ class ExecutionRecords:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND and whole lines per write: lines from concurrent writers never interleave.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._pending: list[bytes] = []
+        self._pending: list[dict[str, Any]] = []
 
     def write(self, record: dict[str, Any]) -> None:
-        """Queue the record; it reaches the file at the start of the event loop's next turn.
+        """Queue the record; it is encoded and reaches the file at the start of the event loop's next turn.
 
-        Every request finishing in one turn shares one write(2): under load that is most of the
-        cost of a record. Outside an event loop the record is written at once."""
-        self._pending.append(_encoder.encode(record) + b"\n")
+        Every request finishing in one turn shares one encoding call and one write(2), both after
+        the responses went out: under load that is most of the cost of a record. Outside an event
+        loop the record is written at once."""
+        self._pending.append(record)
         if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -82,8 +83,8 @@ class ExecutionRecords:
 
     def flush(self) -> None:
         if self._pending and self._fd >= 0:
-            data, self._pending = b"".join(self._pending), []
-            os.write(self._fd, data)
+            records, self._pending = self._pending, []
+            os.write(self._fd, _encoder.encode_lines(records))
 
     def close(self) -> None:
         self.flush()
