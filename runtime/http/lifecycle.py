@@ -176,7 +176,7 @@ class Lifecycle:
                 else:
                     # Sync hooks run on the event loop (they are meant to be quick checks): no thread per hook.
                     result = h.fn(*args)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         async with asyncio.timeout(timeout_ms / 1000):
                             result = await result
             except Exception as exc:
