@@ -240,7 +240,7 @@ async def _read_child_pid(fd: int) -> int | None:
                 chunk = os.read(fd, 4096)
             except BlockingIOError:
                 readable = loop.create_future()
-                loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+                loop.add_reader(fd, lambda f=readable: f.done() or f.set_result(None))
                 try:
                     await readable
                 finally:
