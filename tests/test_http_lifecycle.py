@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from runtime.http.app import TRACER, build_app
+from runtime.http.appstate import RUNTIME
 from runtime.http.context import GlobalContext
 from runtime.http.executions import read_records
 from runtime.http.metrics import Metrics
@@ -163,6 +164,7 @@ async def test_timeout_is_504_runs_cleanup_and_compensations_and_spares_others(m
     slow_id = slow.headers["X-Request-Id"]
     assert log.read_text().splitlines() == [f"compensated {slow_id}", f"cleaned {slow_id}"]
 
+    client.app[RUNTIME].executions.flush()  # records are written in batches (within FLUSH_S)
     record = next(r for r in read_records(gati_home / "executions.jsonl") if r["request_id"] == slow_id)
     assert (record["status"], record["outcome"], record["handler"]) == (504, "error", "slow.py")
     assert [e["type"] for e in record["events"]] == ["handler:start", "timeout", "compensation:start", "compensation:end"]
@@ -181,6 +183,7 @@ async def test_execution_record_names_handler_version_hash_and_events(make_proje
     client = await serve(root)
     r = await client.get("/things")
     assert r.status == 200
+    client.app[RUNTIME].executions.flush()
     [record] = [x for x in read_records(gati_home / "executions.jsonl") if x["request_id"] == r.headers["X-Request-Id"]]
     assert record["handler"] == "things/index.py" and record["version"] == "7" and record["route"] == "/things"
     assert record["handler_sha256"] == hashlib.sha256((root / "handlers/things/index.py").read_bytes()).hexdigest()

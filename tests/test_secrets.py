@@ -77,7 +77,9 @@ async def test_handlers_reach_only_their_declared_secrets(make_project, serve, m
     assert "s3cret" not in await r.text()
     assert await (await client.get("/global")).json() == {"n": 1}  # hooks.py grants to every route
 
+    from runtime.http.appstate import RUNTIME
     from runtime.http.executions import read_records
 
+    client.app[RUNTIME].executions.flush()  # records are written in batches (within FLUSH_S)
     events = [e for rec in read_records(gati_home / "executions.jsonl") if rec["handler"] == "db.py" for e in rec["events"]]
     assert {"type": "secret:read", "name": "db_password"}.items() <= next(e for e in events if e["type"] == "secret:read").items()

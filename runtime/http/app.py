@@ -25,6 +25,7 @@ from runtime.http.ingress import Ingress
 from runtime.http.lifecycle import Lifecycle
 from runtime.http.lifespan import draining, lifespan
 from runtime.http.metrics import Metrics
+from runtime.http.plan import RoutePlan
 from runtime.http.project import Project, ProjectError, load_project
 from runtime.http.project_hooks import load_project_hooks
 from runtime.http.routing import Router, load_routes
@@ -52,7 +53,6 @@ def build_app(project_dir: str | Path, *, intercept: Intercept | None = None, un
         project=project,
         router=router,
         hooks=hooks,
-        lifecycles={},
         secrets=secrets,
         ingress=Ingress(s.ingress, Authenticator(s.auth, secrets, s.ingress.api_key_header)),
         metrics=Metrics(project.dir.name),
@@ -80,9 +80,9 @@ def use_routes(rt: Runtime, router: Router) -> None:
     No await runs between a request's route match and its lifecycle lookup (runtime.http.dispatch),
     so a request sees either the old routes or the new ones whole (reload_handlers, `gati dev`)."""
     s, hooks = rt.project.settings, rt.hooks
-    lifecycles, grants = {}, {}
+    plans = {}
     for route in router.routes:
-        lifecycles[id(route)] = Lifecycle.build(
+        lifecycle = Lifecycle.build(
             route.handler,
             hooks.hooks,
             route.hooks,
@@ -91,8 +91,16 @@ def use_routes(rt: Runtime, router: Router) -> None:
             hook_timeout_ms=s.server.hook_timeout_ms,
             name=route.rel,
         )
-        grants[id(route)] = Grant(route.secrets | hooks.secrets, f"handler {route.rel}", f"add {{name}} to SECRETS in handlers/{route.rel}")
-    rt.router, rt.lifecycles, rt.grants = router, lifecycles, grants
+        plans[id(route)] = RoutePlan(
+            route=route,
+            lifecycle=lifecycle,
+            grant=Grant(route.secrets | hooks.secrets, f"handler {route.rel}", f"add {{name}} to SECRETS in handlers/{route.rel}"),
+            timeout_ms=route.timeout_ms or s.server.handler_timeout_ms,
+            max_body=rt.ingress.max_body(route),
+            rate=route.rate_limit or rt.ingress.default_rate,
+            caller=f"handler:{route.pattern}",
+        )
+    rt.router, rt.plans = router, plans
 
 
 def reload_handlers(app: web.Application) -> Router:

@@ -19,8 +19,9 @@ from runtime.core.state import StateDir
 from runtime.http.context import GlobalContext
 from runtime.http.executions import ExecutionRecords
 from runtime.http.ingress import Ingress
-from runtime.http.lifecycle import Lifecycle
+from runtime.http.deadlines import Deadlines
 from runtime.http.metrics import Metrics
+from runtime.http.plan import RoutePlan
 from runtime.http.project import Project
 from runtime.http.project_hooks import ProjectHooks
 from runtime.http.routing import Router
@@ -36,7 +37,6 @@ class Runtime:
     project: Project
     router: Router
     hooks: ProjectHooks
-    lifecycles: dict[int, Lifecycle]  # id(route) -> its lifecycle
     secrets: Secrets
     ingress: Ingress
     metrics: Metrics
@@ -48,7 +48,8 @@ class Runtime:
     bus: Any = None
     executions: ExecutionRecords | None = None
     status: str = "starting"  # starting | ready | stopping
-    grants: dict[int, Grant] = field(default_factory=dict)
+    plans: dict[int, RoutePlan] = field(default_factory=dict)  # id(route) -> what it runs (runtime.http.plan)
+    deadlines: Deadlines | None = None  # of the requests in flight, made on the serving loop at start-up
     # For tests (runtime.testing): what sees every module call first, and module folders not to
     # register because intercept answers for them (simulated modules).
     intercept: Intercept | None = None

@@ -27,6 +27,7 @@ from runtime.http.context import LocalContext, current_request
 from runtime.http.executions import execution_record
 from runtime.http.request import Request
 from runtime.http.response import Response, encode_json
+from runtime.http.plan import RoutePlan
 from runtime.http.routing import Route
 
 log = logging.getLogger("gati.http")
@@ -44,12 +45,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         rt.ingress.check(request)
         match = rt.router.match(request.method, request.rel_url.raw_path)
         route = match.route
+        # The plan is looked up with no await since the match: a reload swaps routes and plans together.
+        plan = rt.plans[id(route)]
         lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
         if span.is_recording():
             span.update_name(f"{request.method} {route.pattern}")
             span.set_attributes({"http.route": route.pattern, "gati.handler": route.rel, "gati.version": route.version})
-        await rt.ingress.admit(request, route, lctx)
-        resp = await _handle(rt, request, route, match.params, lctx)
+        await rt.ingress.admit(request, plan, lctx)
+        resp = await _handle(rt, request, plan, match.params, lctx)
     except GatiError as err:
         level = logging.ERROR if err.http_status >= 500 else logging.INFO
         note = f" [{err.note}]" if err.note else ""  # the operator's, never in the body
@@ -64,49 +67,51 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         resp = _error(500, {"code": "internal", "message": message}, lctx)
         lctx.failed = True
     finally:
-        await lctx.cleanup(rt.project.settings.server.hook_timeout_ms / 1000)
-    resp.headers["X-Request-Id"] = lctx.request_id
-    resp.headers["traceparent"] = lctx.traceparent
+        if lctx.needs_cleanup():
+            await lctx.cleanup(rt.project.settings.server.hook_timeout_ms / 1000)
+        else:
+            lctx.phase = "done"
+    headers = resp.headers
+    headers["X-Request-Id"] = lctx.request_id
+    headers["traceparent"] = lctx.traceparent
     _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, span)
     current_request.reset(request_token)
     return resp
 
 
-async def _handle(rt: Runtime, request: web.Request, route: Route, params: dict[str, str], lctx: LocalContext) -> web.StreamResponse:
-    lifecycle = rt.lifecycles[id(route)]
-    timeout_ms = route.timeout_ms or rt.project.settings.server.handler_timeout_ms
-    req, res = Request(request, params, rt.ingress.max_body(route)), Response()
+async def _handle(rt: Runtime, request: web.Request, plan: RoutePlan, params: dict[str, str], lctx: LocalContext) -> web.StreamResponse:
+    req, res = Request(request, params, plan.max_body), Response()
+    timeout_s = plan.timeout_s
     # gctx is shared; these contextvars tell it which request (deadline, secret grants) a call belongs to.
     call_token = request_context.set(
-        CallContext(request_id=lctx.request_id, trace_id=lctx.trace_id, caller=f"handler:{route.pattern}", deadline=time.monotonic() + timeout_ms / 1000)
+        CallContext(request_id=lctx.request_id, trace_id=lctx.trace_id, caller=plan.caller, deadline=time.monotonic() + timeout_s)
     )
-    grant = rt.grants[id(route)]
+    grant = plan.grant
     if grant.names:
         grant = Grant(grant.names, grant.who, grant.where, on_read=lambda name: lctx.emit("secret:read", name=name))
     grant_token = current_grant.set(grant)
-    deadline = asyncio.timeout(timeout_ms / 1000)
+    deadlines = rt.deadlines
     try:
+        watch = deadlines.watch(timeout_s)
         try:
-            async with deadline:
-                value = await lifecycle.run(req, res, rt.gctx, lctx)
+            try:
+                value = await plan.lifecycle.run(req, res, rt.gctx, lctx)
+            finally:
+                timed_out = deadlines.end(watch)
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise  # not ours: the client went away, the server stops
+            route = plan.route
+            err = HandlerTimeout(
+                f"{route.rel} did not finish within {plan.timeout_ms} ms (hooks and handler together)",
+                fix=f"make it faster, or raise TIMEOUT_MS in {route.file.name} or [server] handler_timeout_ms in gati.toml",
+                route=route.pattern,
+                timeout_ms=plan.timeout_ms,
+            )
+            lctx.emit("timeout", timeout_ms=plan.timeout_ms)
+            return await _recover(rt, request, plan, lctx, req, err, None)
         except Exception as exc:
-            err: Exception = exc
-            if isinstance(exc, TimeoutError) and deadline.expired():
-                err = HandlerTimeout(
-                    f"{route.rel} did not finish within {timeout_ms} ms (hooks and handler together)",
-                    fix=f"make it faster, or raise TIMEOUT_MS in {route.file.name} or [server] handler_timeout_ms in gati.toml",
-                    route=route.pattern,
-                    timeout_ms=timeout_ms,
-                )
-                lctx.emit("timeout", timeout_ms=timeout_ms)
-            res = Response()  # what the handler half-wrote is not the error's answer
-            if await lifecycle.recover(err, req, res, rt.gctx, lctx):
-                log.info("%s %s: %s handled by a catch hook (request %s)", request.method, request.path, type(err).__name__, lctx.request_id)
-                lctx.phase = "responding"
-                return res.to_aiohttp()
-            if err is exc:
-                raise
-            raise err from None
+            return await _recover(rt, request, plan, lctx, req, exc, exc)
     finally:
         current_grant.reset(grant_token)
         request_context.reset(call_token)
@@ -114,6 +119,18 @@ async def _handle(rt: Runtime, request: web.Request, route: Route, params: dict[
     if hasattr(value, "prepare"):
         return value  # the handler built its own aiohttp response (streaming, files)
     return res.to_aiohttp()
+
+
+async def _recover(rt: Runtime, request: web.Request, plan: RoutePlan, lctx: LocalContext, req: Request, err: Exception, raised: Exception | None) -> web.StreamResponse:
+    """Catch hooks and compensations for err; the catch hooks' response, or err raised again."""
+    res = Response()  # what the handler half-wrote is not the error's answer
+    if await plan.lifecycle.recover(err, req, res, rt.gctx, lctx):
+        log.info("%s %s: %s handled by a catch hook (request %s)", request.method, request.path, type(err).__name__, lctx.request_id)
+        lctx.phase = "responding"
+        return res.to_aiohttp()
+    if err is raised:
+        raise err
+    raise err from None
 
 
 def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalContext, status: int, seconds: float, span) -> None:

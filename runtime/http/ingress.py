@@ -17,6 +17,7 @@ from aiohttp import web
 
 from runtime.http.auth import Authenticator
 from runtime.http.context import REQUEST_ID_RE, LocalContext
+from runtime.http.plan import RoutePlan
 from runtime.http.ratelimit import Rate, RateLimiter, SharedRateLimiter
 from runtime.http.request import BadRequest, too_large
 from runtime.http.routing import Route
@@ -56,27 +57,26 @@ class Ingress:
             if len(values) > 1:
                 raise BadRequest(f"the request has {len(values)} {name} headers", fix=f"send one {name} header")
 
-    async def admit(self, request: web.Request, route: Route, lctx: LocalContext) -> None:
-        """Authenticate, authorise, rate-limit and size-check the request for route; raise the HTTP error if not."""
+    async def admit(self, request: web.Request, plan: RoutePlan, lctx: LocalContext) -> None:
+        """Authenticate, authorise, rate-limit and size-check the request for plan's route; raise the HTTP error if not."""
         # Public routes still learn who calls when credentials come along (lctx.auth); bad ones are refused there too.
+        route = plan.route
         headers = request.headers
         sent = "Authorization" in headers or self.settings.api_key_header in headers
         principal = self.auth.authenticate(headers) if route.auth is not None or sent else None
         lctx.auth = principal
         if route.auth is not None:
             self.auth.require(route.auth, principal)
-        rate = route.rate_limit or self.default_rate
+        rate = plan.rate
         if rate is not None:
             client = f"{principal.method}:{principal.subject}" if principal else f"ip:{request.remote}"
             if self.shared is not None:
                 await self.shared.hit(route.pattern, client, rate)
             else:
                 self.limiter.hit(route.pattern, client, rate)
-        limit = self.max_body(route)
         length = request.content_length
-        if length is not None and length > limit:
-            raise too_large(length, limit)
+        if length is not None and length > plan.max_body:
+            raise too_large(length, plan.max_body)
 
     def max_body(self, route: Route) -> int:
         return route.max_body_bytes or self.settings.max_body_bytes
-

@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import msgspec
@@ -62,6 +62,10 @@ class Lifecycle:
     response_type: GType | None = None
     hook_timeout_ms: int = DEFAULT_HOOK_TIMEOUT_MS
     name: str = "handler"
+    handler_is_async: bool = field(init=False)  # asked once: inspect's answer costs ~1 µs per request
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handler_is_async", inspect.iscoroutinefunction(self.handler))
 
     @classmethod
     def build(cls, handler: Callable, global_hooks: HookSet, route_hooks: HookSet, **kw: Any) -> "Lifecycle":
@@ -79,17 +83,22 @@ class Lifecycle:
             await self._validate_request(req, lctx)
         args = (req, res, gctx, lctx)
         lctx.phase = "before"
-        local, i = lctx._hooks["before"], 0
-        while i < len(self.before) + len(local):  # local hooks may be added by the hooks before them
-            h = self.before[i] if i < len(self.before) else local[i - len(self.before)]
-            await self.call_hook(h, args, lctx, "before", i)
-            i += 1
+        local = lctx._hooks["before"]
+        if self.before or local:
+            i = 0
+            while i < len(self.before) + len(local):  # local hooks may be added by the hooks before them
+                h = self.before[i] if i < len(self.before) else local[i - len(self.before)]
+                await self.call_hook(h, args, lctx, "before", i)
+                i += 1
 
         lctx.phase, lctx.hook_index = "handler", 0
         lctx.emit("handler:start", handler=self.name, version=lctx.version)
         start = time.perf_counter()
         try:
-            value = await call_handler(self.handler, args)
+            if self.handler_is_async:
+                value = await self.handler(*args)
+            else:
+                value = await call_handler(self.handler, args)
         except Exception as err:
             lctx.emit("handler:error", handler=self.name, error=_describe(err), duration_ms=_ms(start))
             raise
@@ -99,8 +108,10 @@ class Lifecycle:
             res.json(value)
 
         lctx.phase = "after"
-        for i, h in enumerate(reversed(self.after + tuple(lctx._hooks["after"]))):
-            await self.call_hook(h, args, lctx, "after", i)
+        local = lctx._hooks["after"]
+        if self.after or local:
+            for i, h in enumerate(reversed(self.after + tuple(local))):
+                await self.call_hook(h, args, lctx, "after", i)
         if self.response_type is not None and not streamed:
             self._validate_response(res, lctx)
         return value
@@ -165,7 +176,7 @@ class Lifecycle:
                 else:
                     # Sync hooks run on the event loop (they are meant to be quick checks): no thread per hook.
                     result = h.fn(*args)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         async with asyncio.timeout(timeout_ms / 1000):
                             result = await result
             except Exception as exc:

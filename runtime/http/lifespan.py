@@ -21,6 +21,7 @@ from runtime.core.secrets import SecretAccess
 from runtime.cluster.state import ClusterState
 from runtime.http.appstate import RUNTIME, STATE
 from runtime.http.context import GlobalContext
+from runtime.http.deadlines import Deadlines
 from runtime.http.contracts import registered_contracts, start_up_lines
 from runtime.http.executions import FILE as EXECUTIONS_FILE
 from runtime.http.executions import ExecutionRecords
@@ -55,6 +56,7 @@ async def lifespan(app: web.Application):
         state.close()
         raise
     rt.state, rt.manager = state, manager
+    rt.deadlines = Deadlines(asyncio.get_running_loop())
     app[STATE] = state
     rt.executions = ExecutionRecords(state.path / EXECUTIONS_FILE) if s.audit.executions else None
     rt.gctx = GlobalContext(s.config, ModuleSet(manager), secrets=SecretAccess(rt.secrets, rt.global_grant), metrics=rt.metrics, pubsub=rt.bus)
@@ -72,6 +74,7 @@ async def lifespan(app: web.Application):
                 log.exception("shutdown function %s failed; the others still run", getattr(fn, "__name__", fn))
         await rt.bus.close()
         await manager.close()
+        rt.deadlines.close()
         if rt.executions:
             rt.executions.close()
         rt.metrics.shutdown()

@@ -73,6 +73,11 @@ class Response:
         return self
 
     def to_aiohttp(self) -> web.Response:
+        if not self.headers:  # most answers: no CIMultiDict made from an empty dict
+            resp = web.Response(status=self.status_code, body=self._body)
+            if self._content_type:
+                resp.headers["Content-Type"] = self._content_type
+            return resp
         resp = web.Response(status=self.status_code, body=self._body, headers=self.headers)
         if self._content_type and "Content-Type" not in resp.headers:
             resp.headers["Content-Type"] = self._content_type

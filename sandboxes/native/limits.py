@@ -43,10 +43,12 @@ MIB = 1 << 20
 # global threadgroup lock that moving another process takes (an RCU grace period: ~5 ms).
 # The shell starts with an empty environment (process.py); confine_argv sets PATH, the
 # runtime's, to find bwrap as a shell variable only: not exported, bwrap's environment stays empty.
+# Processes are `ulimit -u` in bash and `ulimit -p` in dash (Debian's /bin/sh), which refuses -u.
 CONFINE = """
 while [ "$1" != -- ]; do
     case "$1" in
         /*) echo 0 > "$1" || exit 125 ;;
+        -u) { ulimit -u "$2" 2>/dev/null || ulimit -p "$2"; } || exit 125; shift ;;
         *) ulimit "$1" "$2" || exit 125; shift ;;
     esac
     shift
