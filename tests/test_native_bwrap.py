@@ -1,10 +1,16 @@
 """The bwrap command line and the confinement prefix, as data (no sandbox started)."""
 
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from runtime.core.manifest import Limits
 from sandboxes.native import bwrap
 from sandboxes.native.limits import Cgroups, InstanceCgroup, confine_argv
+from sandboxes.native.process import BwrapProcess
+from sandboxes.process.handshake import ModuleStartError
 
 
 def command(**overrides):
@@ -55,13 +61,6 @@ def test_without_cgroups_the_rlimits_stand_in(tmp_path):
 async def test_bwrap_that_cannot_make_the_sandbox_is_a_start_error_naming_its_words(tmp_path):
     # bwrap exits before it reports its child on --info-fd (here: an option it does not know): the
     # start fails at once, with bwrap's own message, and no descriptor is left behind.
-    import os
-
-    import pytest
-
-    from sandboxes.native.process import BwrapProcess
-    from sandboxes.process.handshake import ModuleStartError
-
     before = set(os.listdir("/proc/self/fd"))
 
     def argv_for(info_fd, block_fd):
@@ -77,8 +76,6 @@ async def test_bwrap_that_cannot_make_the_sandbox_is_a_start_error_naming_its_wo
 def test_the_rlimits_fallback_applies_under_the_systems_sh():
     # Without cgroups the prefix sets rlimits itself; /bin/sh is dash on Debian, whose ulimit
     # names processes -p, not -u: the prefix must work under whichever shell /bin/sh is.
-    import subprocess
-
     argv = confine_argv(InstanceCgroup({}), Limits(memory_mb=50, processes=9))
     out = subprocess.run(argv + ["cat", "/proc/self/limits"], capture_output=True, text=True, env={}, timeout=30)
     assert out.returncode == 0, out.stderr
