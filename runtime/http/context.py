@@ -29,6 +29,10 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Callable
 
+from opentelemetry import propagate
+from opentelemetry.trace import get_current_span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from runtime.http.frozen import freeze, read_only
 from runtime.http.hooks import as_hook
 from runtime.http.snapshot import Snapshot, task_state
@@ -37,8 +41,6 @@ log = logging.getLogger("gati.http")
 
 # A caller-supplied request id is echoed only when it cannot smuggle anything into logs or headers.
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# W3C Trace Context, version 00: version-traceid-parentid-flags, all lower-case hex.
-TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 # Where a request is; with lctx.hook_index (the hook running now within the phase) it is the
 # "hook position" a snapshot records.
@@ -101,8 +103,13 @@ class LocalContext:
     def __init__(self, request_id: str | None = None, traceparent: str | None = None):
         # 128 random bits, as uuid4 has (os.urandom is the same source, without building a UUID object)
         self.request_id = request_id if request_id and REQUEST_ID_RE.match(request_id) else os.urandom(16).hex()
-        self.trace_id, self.trace_flags = _parse_traceparent(traceparent)
+        # The caller's trace continues (W3C traceparent); a request recorded as a span adopts the
+        # span's ids instead (runtime.http.tracing), so logs and module calls name that span.
+        self.trace_id, self.trace_flags = continued_trace(traceparent)
         self.span_id = os.urandom(8).hex()  # this server's span; callers further down use it as parent
+        self.tracestate = self.baggage = ""  # the caller's, passed on to module calls (runtime.http.ingress)
+        self.tracer: Any = None  # the request's runtime.http.tracing.Tracer while its span records, else None
+        self.span: Any = None  # that span
         self.phase = "received"
         self.hook_index = 0
         self.started_at = time.monotonic()
@@ -279,17 +286,28 @@ class LocalContext:
 current_request: ContextVar["LocalContext | None"] = ContextVar("gati_current_request", default=None)
 
 
+_W3C = TraceContextTextMapPropagator()
+
+
 def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
-    """(trace id, parent span id, flags) of a valid W3C traceparent header, else None."""
-    m = TRACEPARENT_RE.match(header.strip()) if header else None
-    if m:
-        version, trace_id, parent_id, flags, rest = m.groups()
-        # Version ff is forbidden, all-zero ids are invalid, and version 00 has no trailing fields.
-        if version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16 and not (version == "00" and rest):
-            return trace_id, parent_id, flags
-    return None
+    """(trace id, parent span id, flags) of a valid W3C traceparent header, else None (OpenTelemetry's propagator decides)."""
+    if not header:
+        return None
+    parent = get_current_span(_W3C.extract({"traceparent": header})).get_span_context()
+    if not parent.is_valid:
+        return None
+    return format(parent.trace_id, "032x"), format(parent.span_id, "016x"), format(parent.trace_flags, "02x")
 
 
-def _parse_traceparent(header: str | None) -> tuple[str, str]:
+def passed_on(headers: Mapping[str, str]) -> tuple[str, str]:
+    """The caller's tracestate and baggage as the propagators (OTEL_PROPAGATORS) read and write them back:
+    valid values only, the tracestate only with a valid traceparent."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, propagate.extract(headers))
+    return carrier.get("tracestate", ""), carrier.get("baggage", "")
+
+
+def continued_trace(header: str | None) -> tuple[str, str]:
+    """(trace id, flags) the request goes on with: the caller's when its traceparent is valid, else a new sampled trace."""
     parsed = parse_traceparent(header)
     return (parsed[0], parsed[2]) if parsed else (os.urandom(16).hex(), "01")
