@@ -16,6 +16,8 @@ import grpc
 import pytest
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from hypothesis import given
+from opentelemetry.trace import get_current_span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from hypothesis import strategies as st
 
 from runtime.core.call import CallContext, TraceContext
@@ -129,6 +131,32 @@ def test_a_valid_traceparent_is_continued(trace_id, span_id, flags):
     else:
         assert parsed == (trace_id, span_id, flags)
         assert LocalContext(None, f"00-{trace_id}-{span_id}-{flags}").trace_id == trace_id
+
+
+def propagators_answer(header: str):
+    """What OpenTelemetry's W3C propagator reads from the header: the reference for the untraced fast path."""
+    parent = get_current_span(TraceContextTextMapPropagator().extract({"traceparent": header})).get_span_context()
+    if not parent.is_valid:
+        return None
+    return format(parent.trace_id, "032x"), format(parent.span_id, "016x"), format(parent.trace_flags, "02x")
+
+
+HEX = "0123456789abcdef"
+hex_of = lambda n: st.one_of(st.text(HEX, min_size=n, max_size=n), st.just("0" * n), st.text(HEX + "ABCxz-", min_size=n - 1, max_size=n + 1))  # noqa: E731
+headers = st.one_of(
+    st.text(max_size=80),
+    st.builds(
+        lambda pad1, version, trace_id, span_id, flags, rest, pad2: f"{pad1}{version}-{trace_id}-{span_id}-{flags}{rest}{pad2}",
+        st.sampled_from(["", " ", "\t", "\n"]), st.one_of(st.sampled_from(["00", "01", "cc", "ff"]), hex_of(2)), hex_of(32), hex_of(16), hex_of(2),
+        st.sampled_from(["", "-", "-x", "-what-ever", "x"]), st.sampled_from(["", " ", "\t", "\n", " x"]),
+    ),
+    st.builds(lambda n: "00-" + "a" * 32 + "-" + "b" * 16 + "-01" + " " * n, st.integers(400, 520)),
+)
+
+
+@given(headers)
+def test_the_fast_path_reads_every_traceparent_as_the_propagator_does(header):
+    assert parse_traceparent(header) == propagators_answer(header)
 
 
 @given(st.text(max_size=80))

@@ -42,7 +42,7 @@ class Ingress:
         # make two requests look like one in logs, the audit log and execution records.
         traceparent = headers.get("traceparent")
         lctx = LocalContext(given if self.settings.trust_request_id else None, traceparent)
-        if traceparent is not None:  # a request that continues no trace pays for none of this
+        if traceparent is not None and ("tracestate" in headers or "baggage" in headers):  # rare: a request without them pays nothing
             lctx.tracestate, lctx.baggage = passed_on(headers)
         if given and not self.settings.trust_request_id and REQUEST_ID_RE.fullmatch(given):
             lctx.client_request_id = given
