@@ -264,3 +264,50 @@ def test_a_text_log_line_of_a_request_names_its_trace_and_span():
     finally:
         current_request.reset(token)
     assert line == f"WARNING app: inside trace_id={TRACE_ID} span_id={lctx.span_id}"
+
+
+# -- failures on spans ----------------------------------------------------------------------------------------
+
+FAILING = """
+VERSION = "9"
+
+def refuse(req, res, gctx, lctx):
+    if req.query.get("refuse"):
+        raise NotAllowed("no", fix="ask")
+
+BEFORE = [refuse]
+
+async def handler(req, res, gctx, lctx):
+    raise RuntimeError("boom")
+"""
+
+
+async def test_a_failing_request_marks_its_spans_and_a_4xx_is_not_a_server_error(make_project, serve):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from runtime.http.app import TRACER
+
+    root = make_project({"fail.py": "from runtime.core.errors import GatiError\n\nclass NotAllowed(GatiError):\n    code = 'not_allowed'\n    http_status = 403\n" + FAILING})
+    client = await serve(root)
+    exporter = InMemorySpanExporter()
+    client.server.app[TRACER].add_span_processor(SimpleSpanProcessor(exporter))
+
+    assert (await client.get("/fail")).status == 500
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    server, handler = spans["GET /fail"], spans["handler fail.py"]
+    assert server.kind == SpanKind.SERVER and server.status.status_code == StatusCode.ERROR
+    assert server.attributes["error.type"] == "RuntimeError" and server.attributes["http.response.status_code"] == 500
+    assert handler.status.status_code == StatusCode.ERROR and handler.parent.span_id == server.context.span_id
+    assert any(e.name == "exception" for e in handler.events)
+    assert spans["before hook refuse"].attributes["gati.hook.level"] == "route"
+    assert all(s.attributes["gati.version"] == "9" and s.attributes["gati.handler"] == "fail.py" for s in spans.values())
+
+    exporter.clear()
+    assert (await client.get("/fail?refuse=1")).status == 403
+    assert (await client.get("/nowhere")).status == 404
+    server = next(s for s in exporter.get_finished_spans() if s.name == "GET /fail")
+    assert server.status.status_code == StatusCode.UNSET and "error.type" not in server.attributes
+    unmatched = next(s for s in exporter.get_finished_spans() if s.name == "GET")
+    assert unmatched.attributes["http.response.status_code"] == 404 and "http.route" not in unmatched.attributes

@@ -42,8 +42,8 @@ def trace_ids(lctx) -> tuple[str, str]:
 class TextFormatter(logging.Formatter):
     """The plain format; a line logged while a request is served names its trace and span."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)  # the line itself: a traceback, if any, comes after the ids
         lctx = current_request.get()
         if lctx is None:
             return line

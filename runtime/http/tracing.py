@@ -102,10 +102,10 @@ class Tracer:
     def end(lctx: LocalContext, status: int, error: str | None) -> None:
         span = lctx.span
         span.set_attribute("http.response.status_code", status)
-        if status >= 500 or error:
-            # error.type: the exception's class when one escaped, else the status code (semantic conventions)
-            span.set_attribute("error.type", error or str(status))
         if status >= 500:
+            # A server span fails on a 5xx only (a 4xx is the client's); error.type: the error's code or
+            # exception class when one escaped, else the status code (semantic conventions)
+            span.set_attribute("error.type", error or str(status))
             span.set_status(Status(StatusCode.ERROR))
         span.end()
         otel_context.detach(lctx._otel_token)
