@@ -73,6 +73,7 @@ GATI_EXPORT("all") int all(void) {
     n += gati_file_read("f", 1);
     n += gati_file_write("f", 1, "d", 1);
     n += gati_call("m", 1, "x", 1, "{}", 2);
+    n += gati_trace_context();
     gati_log_str(GATI_LOG_DEBUG, "done");
     return n == GATI_OK ? 0 : gati_fail("unexpected");
 }
@@ -124,6 +125,7 @@ pub extern "C" fn all() -> i32 {
         n += gati::raw::file_read(s, 1);
         n += gati::raw::file_write(s, 1, s, 1);
         n += gati::raw::call(s, 1, s, 1, s, 1);
+        n += gati::raw::trace_context();
         n
     }
 }
@@ -133,6 +135,7 @@ pub extern "C" fn ping() -> i32 {
     gati::output(b"\"pong\"");
     let _ = (gati::input(), gati::env_get("X"), gati::call("m", "x", b"{}"), gati::kv_put("s", b"k", b"v"), gati::file_write("f", b"d"));
     let _ = (gati::kv_entry("s", b"k"), gati::kv_cas("s", b"k", b"v", 0), gati::kv_increment("s", b"n", 1), gati::kv_delete("s", b"k", 0));
+    let _ = gati::trace_context();
     gati::OK
 }
 """

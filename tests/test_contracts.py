@@ -2,7 +2,6 @@
 
 import json
 import logging
-import textwrap
 from pathlib import Path
 
 import pytest

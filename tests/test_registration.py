@@ -6,7 +6,6 @@ or a native executable. No refusal quotes the artifact's bytes.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -5,13 +5,13 @@ and time) and stops it with a signal, as an operator would.
 """
 
 import asyncio
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +65,10 @@ class Server:
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if "gati: serving" in line:
+                # From now on the output is drained as it comes: a full pipe would stall the server's logging.
+                self.rest: list[str] = []
+                self.reader = threading.Thread(target=lambda: self.rest.extend(self.proc.stdout), daemon=True)
+                self.reader.start()
                 return line
             if not line and self.proc.poll() is not None:
                 break
@@ -75,8 +79,12 @@ class Server:
             os.killpg(self.proc.pid, sig)
         else:
             self.proc.send_signal(sig)
-        output, _ = self.proc.communicate(timeout=60)
-        return output
+        if getattr(self, "reader", None) is None:
+            output, _ = self.proc.communicate(timeout=60)
+            return output
+        self.proc.wait(timeout=60)
+        self.reader.join(timeout=60)
+        return "".join(self.rest)
 
 
 async def put_all(port: int, keys: list[str], concurrency: int = 16) -> list[dict]:

@@ -127,7 +127,7 @@ def dev(
         for r in from_build:
             if r.status == "failed":
                 log.error("module %s did not build: %s (fix it; gati dev rebuilds it on save)", r.name, r.error)
-        app = build_http_app(root)
+        app = build_http_app(root, telemetry=True)
         runner = web.AppRunner(app, **access_log_options(True, log_format))
         await runner.setup()
         try:

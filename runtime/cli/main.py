@@ -118,7 +118,7 @@ def serve(
         claim_state(directory, settings, port)
     try:
         if count == 1:
-            application = build_app(directory)
+            application = build_app(directory, telemetry=True)
 
             def ready(_: str) -> None:
                 drift.start()

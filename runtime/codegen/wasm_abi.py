@@ -59,6 +59,7 @@ IMPORTS: tuple[Import, ...] = (
     Import("file_read", (_in("path"),), True, "files: the file's bytes"),
     Import("file_write", (_in("path"), _in("data")), True, "files (rw): write data to path"),
     Import("call", (_in("module"), _in("method"), _in("payload_json")), True, "modules: call another module; the result is its JSON answer"),
+    Import("trace_context", (), True, 'the call\'s W3C trace context, JSON {"traceparent", "tracestate", "baggage"}; GATI_NOT_FOUND when there is none'),
 )
 
 STATUS = (("OK", 0, "ok"), ("DENIED", 1, "denied by a capability (the result is the denial as JSON)"),
@@ -297,5 +298,10 @@ pub fn call(module: &str, method: &str, payload_json: &[u8]) -> Result<Vec<u8>, 
     host(unsafe {
         raw::call(module.as_ptr(), module.len() as i32, method.as_ptr(), method.len() as i32, payload_json.as_ptr(), payload_json.len() as i32)
     })
+}
+
+/// The call's W3C trace context as JSON {"traceparent", "tracestate", "baggage"}: continue the request's trace from it.
+pub fn trace_context() -> Result<Vec<u8>, HostError> {
+    host(unsafe { raw::trace_context() })
 }
 '''

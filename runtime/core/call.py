@@ -5,8 +5,24 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 MAX_CALL_DEPTH = 8  # module -> module chains deeper than this are refused (loops)
+
+
+class W3CTrace(Protocol):
+    """The W3C trace context a callee continues: the header values, empty when there is none."""
+
+    traceparent: str
+    tracestate: str
+    baggage: str
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    traceparent: str = ""
+    tracestate: str = ""
+    baggage: str = ""
 
 
 @dataclass(frozen=True)
@@ -16,6 +32,9 @@ class CallContext:
     caller: str = "cli"  # "handler:/route", "module:name", "cli", "grpc"
     deadline: float | None = None  # time.monotonic() by which the whole call tree must end
     depth: int = 0
+    # What the callee continues (a W3CTrace): the request's lctx (read only when a module is called),
+    # or the TraceContext of the module call's own span (runtime.modules.manager); None: no trace.
+    trace: Any = None
 
     def remaining(self, default: float) -> float:
         """Seconds left before the deadline, capped at default."""

@@ -30,6 +30,8 @@ from runtime.http.project import Project, ProjectError, load_project
 from runtime.http.project_hooks import load_project_hooks
 from runtime.http.routing import Router, load_routes
 from runtime.http.system import add_system_routes
+from runtime.http.telemetry import Telemetry
+from runtime.http.telemetry import from_env as telemetry_from_env
 from runtime.http.tracing import Tracer
 from runtime.modules.manager import Intercept
 from runtime.reports.endpoint import add_audit_routes
@@ -40,11 +42,16 @@ PROJECT = web.AppKey("project", Project)
 TRACER = web.AppKey("tracer", Tracer)
 
 
-def build_app(project_dir: str | Path, *, intercept: Intercept | None = None, unregistered: Iterable[Path] = ()) -> web.Application:
+def build_app(
+    project_dir: str | Path, *, intercept: Intercept | None = None, unregistered: Iterable[Path] = (), telemetry: bool = False
+) -> web.Application:
     """The aiohttp application serving a project. Handler files and hooks.py are imported now, modules start on startup.
 
+    telemetry: configure OpenTelemetry from the OTEL_* variables (runtime.http.telemetry), as
+    `gati serve` and `gati dev` do; once per process, since it installs the global providers.
     intercept and unregistered are the testing kit's (runtime.testing): see Runtime."""
     project = load_project(project_dir)
+    otel = telemetry_from_env(project.dir.name) if telemetry else Telemetry()
     s = project.settings
     router = load_routes(project.handlers_dir)
     hooks = load_project_hooks(project.hooks_file)
@@ -55,8 +62,9 @@ def build_app(project_dir: str | Path, *, intercept: Intercept | None = None, un
         hooks=hooks,
         secrets=secrets,
         ingress=Ingress(s.ingress, Authenticator(s.auth, secrets, s.ingress.api_key_header)),
-        metrics=Metrics(project.dir.name),
-        tracer=Tracer(),
+        metrics=Metrics(project.dir.name, otel.metric_readers, otel.resource),
+        tracer=Tracer(otel.tracer_provider),
+        telemetry=otel,
         global_grant=Grant(hooks.secrets, "hooks.py", "add {name} to SECRETS in hooks.py"),
         intercept=intercept,
         unregistered=frozenset(Path(p).resolve() for p in unregistered),

@@ -25,6 +25,7 @@ from runtime.http.plan import RoutePlan
 from runtime.http.project import Project
 from runtime.http.project_hooks import ProjectHooks
 from runtime.http.routing import Router
+from runtime.http.telemetry import Telemetry
 from runtime.http.tracing import Tracer
 from runtime.modules import ModuleManager
 from runtime.modules.manager import Intercept
@@ -42,6 +43,7 @@ class Runtime:
     metrics: Metrics
     tracer: Tracer
     global_grant: Grant
+    telemetry: Telemetry = field(default_factory=Telemetry)  # what OTEL_* configured: flushed on shutdown
     gctx: GlobalContext | None = None
     manager: ModuleManager | None = None
     state: StateDir | None = None

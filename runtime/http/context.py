@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Callable
 
+from opentelemetry import propagate
+
 from runtime.http.frozen import freeze, read_only
 from runtime.http.hooks import as_hook
 from runtime.http.snapshot import Snapshot, task_state
@@ -37,8 +39,6 @@ log = logging.getLogger("gati.http")
 
 # A caller-supplied request id is echoed only when it cannot smuggle anything into logs or headers.
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# W3C Trace Context, version 00: version-traceid-parentid-flags, all lower-case hex.
-TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 # Where a request is; with lctx.hook_index (the hook running now within the phase) it is the
 # "hook position" a snapshot records.
@@ -98,13 +98,20 @@ class GlobalContext:
 class LocalContext:
     """One request: identity, state, local hooks and events, tasks, compensations, cleanup."""
 
+    # Class defaults, set on the instance only when a request has them (nothing per request otherwise).
+    tracestate = baggage = ""  # the caller's, passed on to module calls (runtime.http.ingress)
+    tracer: Any = None  # the request's runtime.http.tracing.Tracer while its span is open, else None
+    span: Any = None  # that span
+
     def __init__(self, request_id: str | None = None, traceparent: str | None = None):
         # One read of the kernel's random source for all three ids (one syscall, not three): 128
         # random bits for the request id, as uuid4 has, 128 for a new trace id, 64 for the span id.
         random = os.urandom(40).hex()
-        self.request_id = request_id if request_id and REQUEST_ID_RE.match(request_id) else random[:32]
+        self.request_id = request_id if request_id and REQUEST_ID_RE.fullmatch(request_id) else random[:32]
         parsed = parse_traceparent(traceparent) if traceparent else None
         self.trace_id, self.trace_flags = (parsed[0], parsed[2]) if parsed else (random[32:64], "01")
+        # The caller's trace continues (W3C traceparent); a request recorded as a span adopts the
+        # span's ids instead (runtime.http.tracing), so logs and module calls name that span.
         self.span_id = random[64:]  # this server's span; callers further down use it as parent
         self.phase = "received"
         self.hook_index = 0
@@ -286,13 +293,30 @@ class LocalContext:
 current_request: ContextVar["LocalContext | None"] = ContextVar("gati_current_request", default=None)
 
 
+# W3C Trace Context, version 00 and later: version-traceid-parentid-flags, lower-case hex. Only the
+# untraced path reads the header with this: OpenTelemetry's propagator builds a Context, a span and
+# a TraceState to say the same (about 30x the time, per request, when nothing exports); a property
+# test holds the two to the same answer for every header (tests/test_tracing.py). A traced request's
+# headers, and any tracestate and baggage, are read by the propagators themselves.
+TRACEPARENT_RE = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$")
+TRACEPARENT_MAX = 512  # longer headers are ignored, as the propagator ignores them
+
+
 def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
-    """(trace id, parent span id, flags) of a valid W3C traceparent header, else None."""
-    m = TRACEPARENT_RE.match(header.strip()) if header else None
+    """(trace id, parent span id, flags) of a valid W3C traceparent header, else None: as OpenTelemetry's propagator decides."""
+    m = TRACEPARENT_RE.match(header) if header and len(header) <= TRACEPARENT_MAX else None
     if m:
         version, trace_id, parent_id, flags, rest = m.groups()
         # Version ff is forbidden, all-zero ids are invalid, and version 00 has no trailing fields.
         if version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16 and not (version == "00" and rest):
             return trace_id, parent_id, flags
     return None
+
+
+def passed_on(headers: Mapping[str, str]) -> tuple[str, str]:
+    """The caller's tracestate and baggage as the propagators (OTEL_PROPAGATORS) read and write them back:
+    valid values only, the tracestate only with a valid traceparent."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, propagate.extract(headers))
+    return carrier.get("tracestate", ""), carrier.get("baggage", "")
 

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-from opentelemetry.trace import Status, StatusCode
 
 from runtime.core.call import CallContext, request_context
 from runtime.core.errors import GatiError, HandlerTimeout
@@ -39,8 +38,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     start = time.perf_counter()
     lctx = rt.ingress.open(request)
     request_token = current_request.set(lctx)  # for log lines that have no lctx at hand (runtime.http.logs)
-    span = rt.tracer.start(request.method, request.headers.get("traceparent"), lctx, {"gati.request_id": lctx.request_id})
+    rt.tracer.start(request, lctx)  # a span (lctx.span) only when something exports
     route: Route | None = None
+    error = None  # error.type of the request's span
     try:
         rt.ingress.check(request)
         match = rt.router.match(request.method, request.rel_url.raw_path)
@@ -48,19 +48,20 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         # The plan is looked up with no await since the match: a reload swaps routes and plans together.
         plan = rt.plans[id(route)]
         lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
-        if span.is_recording():
-            span.update_name(f"{request.method} {route.pattern}")
-            span.set_attributes({"http.route": route.pattern, "gati.handler": route.rel, "gati.version": route.version})
+        if lctx.span is not None:
+            rt.tracer.routed(lctx, request.method)
         await rt.ingress.admit(request, plan, lctx)
         resp = await _handle(rt, request, plan, match.params, lctx)
     except GatiError as err:
+        error = err.code
         level = logging.ERROR if err.http_status >= 500 else logging.INFO
         note = f" [{err.note}]" if err.note else ""  # the operator's, never in the body
         log.log(level, "%s %s -> %s %s%s (request %s)", request.method, request.path, err.http_status, err, note, lctx.request_id)
         resp = _error(err.http_status, err.to_dict(), lctx)
         resp.headers.update(getattr(err, "http_headers", None) or {})
         lctx.failed = True
-    except Exception:
+    except Exception as exc:
+        error = type(exc).__qualname__
         # Details stay in the log: an exception message may hold things a client must not see.
         log.exception("%s %s failed (request %s)", request.method, request.path, lctx.request_id)
         message = f"the handler failed; the server log has the details under request id {lctx.request_id}"
@@ -74,7 +75,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     headers = resp.headers
     headers["X-Request-Id"] = lctx.request_id
     headers["traceparent"] = lctx.traceparent
-    _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, span)
+    _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, error)
     current_request.reset(request_token)
     return resp
 
@@ -84,7 +85,10 @@ async def _handle(rt: Runtime, request: web.Request, plan: RoutePlan, params: di
     timeout_s = plan.timeout_s
     # gctx is shared; these contextvars tell it which request (deadline, secret grants) a call belongs to.
     call_token = request_context.set(
-        CallContext(request_id=lctx.request_id, trace_id=lctx.trace_id, caller=plan.caller, deadline=time.monotonic() + timeout_s)
+        CallContext(
+            request_id=lctx.request_id, trace_id=lctx.trace_id, caller=plan.caller, deadline=time.monotonic() + timeout_s,
+            trace=lctx,  # its traceparent, tracestate and baggage, read only when a module is called
+        )
     )
     grant = plan.grant
     if grant.names:
@@ -133,17 +137,14 @@ async def _recover(rt: Runtime, request: web.Request, plan: RoutePlan, lctx: Loc
     raise err from None
 
 
-def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalContext, status: int, seconds: float, span) -> None:
+def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalContext, status: int, seconds: float, error: str | None) -> None:
     pattern = route.pattern if route else "(unmatched)"
     rt.metrics.request(pattern, request.method, status, seconds)
     alerts = [e for e in lctx.events if e["type"] == "alert"] if lctx.failed else ()
     for alert in alerts:
         rt.metrics.alert(alert.get("reason", "alert"))
-    if span.is_recording():
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+    if lctx.span is not None:
+        rt.tracer.end(lctx, status, error)
     if rt.executions is not None and route is not None:
         rt.executions.write(execution_record(request, route, lctx, status, seconds, snapshot=rt.project.settings.audit.snapshots))
 

@@ -16,7 +16,7 @@ import re
 from aiohttp import web
 
 from runtime.http.auth import Authenticator
-from runtime.http.context import REQUEST_ID_RE, LocalContext
+from runtime.http.context import REQUEST_ID_RE, LocalContext, passed_on
 from runtime.http.plan import RoutePlan
 from runtime.http.ratelimit import Rate, RateLimiter, SharedRateLimiter
 from runtime.http.request import BadRequest, too_large
@@ -41,7 +41,10 @@ class Ingress:
         given = headers.get("X-Request-Id")
         # An id from outside is kept only behind a proxy we trust: anyone else could reuse one and
         # make two requests look like one in logs, the audit log and execution records.
-        lctx = LocalContext(given if self.settings.trust_request_id else None, headers.get("traceparent"))
+        traceparent = headers.get("traceparent")
+        lctx = LocalContext(given if self.settings.trust_request_id else None, traceparent)
+        if traceparent is not None and ("tracestate" in headers or "baggage" in headers):  # rare: a request without them pays nothing
+            lctx.tracestate, lctx.baggage = passed_on(headers)
         if given and not self.settings.trust_request_id and REQUEST_ID_RE.fullmatch(given):
             lctx.client_request_id = given
         lctx.method, lctx.path = request.method, request.path

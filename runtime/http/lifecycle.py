@@ -95,7 +95,10 @@ class Lifecycle:
         lctx.emit("handler:start", handler=self.name, version=lctx.version)
         start = time.perf_counter()
         try:
-            if self.handler_is_async:
+            if lctx.tracer is not None:
+                with lctx.tracer.child(f"handler {self.name}", {"gati.phase": "handler"}):
+                    value = await call_handler(self.handler, args)
+            elif self.handler_is_async:
                 value = await self.handler(*args)
             else:
                 value = await call_handler(self.handler, args)
@@ -160,8 +163,12 @@ class Lifecycle:
             lctx.emit("compensation:end", name=name, duration_ms=_ms(start))
             log.info("compensation %s of request %s ran", name, lctx.request_id)
 
-    async def call_hook(self, h: Hook, args: tuple, lctx: LocalContext, phase: str, index: int) -> Any:
-        """One hook under its timeout, retried with backoff as it declares; emits its events."""
+    async def call_hook(self, h: Hook, args: tuple, lctx: LocalContext, phase: str, index: int, *, _in_span: bool = False) -> Any:
+        """One hook under its timeout, retried with backoff as it declares; emits its events (and a span, when traced)."""
+        if lctx.tracer is not None and not _in_span:
+            attributes = {"gati.phase": phase, "gati.hook": h.name, "gati.hook.level": h.level}
+            with lctx.tracer.child(f"{phase} hook {h.name}", attributes):
+                return await self.call_hook(h, args, lctx, phase, index, _in_span=True)
         lctx.phase, lctx.hook_index = phase, index
         timeout_ms = h.timeout_ms or self.hook_timeout_ms
         attempt = 0

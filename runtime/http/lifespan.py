@@ -50,6 +50,7 @@ async def lifespan(app: web.Application):
         _warn_contracts(rt, state)
         manager = ModuleManager(state, egress_hosts=dict(s.egress.hosts), secrets=rt.secrets)
         manager.observer = rt.metrics.module_call
+        manager.tracer = rt.tracer.otel  # a span per module call made under a recording span
         manager.intercept = rt.intercept
         rt.bus = await _bus(s.pubsub)
     except BaseException:
@@ -77,8 +78,10 @@ async def lifespan(app: web.Application):
         rt.deadlines.close()
         if rt.executions:
             rt.executions.close()
-        rt.metrics.shutdown()
         state.close()
+        # Last, once nothing makes spans or measurements: what is batched goes out (a collector may be slow: off the loop).
+        await asyncio.to_thread(rt.metrics.shutdown)
+        await asyncio.to_thread(rt.telemetry.shutdown)
 
 
 async def draining(app: web.Application) -> None:

@@ -1,10 +1,15 @@
 """How a server logs: `--log-format text|json` for serve (and each of its workers) and dev.
 
 json: one object per line with time, level, logger and message, and for a line logged while a
-request is served its request_id, trace_id, route, handler (the file under handlers/) and
-version; the access log's lines carry method, path, status, duration_ms, remote, the request id
-and the trace id. The text access log carries the request id too, so a line in either format
-finds its request's execution record.
+request is served its request_id, trace_id, span_id, route, handler (the file under handlers/)
+and version; the access log's lines carry method, path, status, duration_ms, remote, the request
+id, the trace id and the span id. text: a line logged while a request is served ends with
+`trace_id=... span_id=...`; the text access log carries the request id and the traceparent. So a
+line in either format finds its request's execution record and its trace.
+
+span_id is the span current when the line was logged (a hook's, the handler's, a module call's)
+when the request is traced (docs/observability.md), else the request's own span id, the one its
+traceparent response header names.
 """
 
 from __future__ import annotations
@@ -16,12 +21,34 @@ import time
 from typing import Any
 
 from aiohttp.abc import AbstractAccessLogger
+from opentelemetry.trace import get_current_span
 
 from runtime.core.errors import GatiError
 from runtime.http.context import current_request
 
 FORMATS = ("text", "json")
-TEXT_ACCESS = '%a "%r" %s %b %Tf request=%{X-Request-Id}o'
+TEXT_ACCESS = '%a "%r" %s %b %Tf request=%{X-Request-Id}o traceparent=%{traceparent}o'
+
+
+def trace_ids(lctx) -> tuple[str, str]:
+    """(trace id, span id) of a log line logged while lctx's request is served."""
+    if lctx.span is not None:
+        current = get_current_span().get_span_context()
+        if current.is_valid and current.trace_id == lctx.span.get_span_context().trace_id:
+            return lctx.trace_id, format(current.span_id, "016x")
+    return lctx.trace_id, lctx.span_id
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format; a line logged while a request is served names its trace and span."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)  # the line itself: a traceback, if any, comes after the ids
+        lctx = current_request.get()
+        if lctx is None:
+            return line
+        trace_id, span_id = trace_ids(lctx)
+        return f"{line} trace_id={trace_id} span_id={span_id}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +67,8 @@ class JsonFormatter(logging.Formatter):
             entry["worker"] = self.worker
         lctx = current_request.get()
         if lctx is not None:
-            entry.update(request_id=lctx.request_id, trace_id=lctx.trace_id, route=lctx.route, handler=lctx.handler, version=lctx.version)
+            trace_id, span_id = trace_ids(lctx)
+            entry.update(request_id=lctx.request_id, trace_id=trace_id, span_id=span_id, route=lctx.route, handler=lctx.handler, version=lctx.version)
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -60,6 +88,7 @@ class JsonAccessLogger(AbstractAccessLogger):
             "remote": request.remote,
             "request_id": response.headers.get("X-Request-Id", ""),
             "trace_id": traceparent[1] if len(traceparent) >= 4 else "",
+            "span_id": traceparent[2] if len(traceparent) >= 4 else "",
         }
         self.logger.info("%s %s %s", request.method, request.path, response.status, extra={"fields": fields})
 
@@ -78,7 +107,7 @@ def setup_logging(log_format: str, *, worker: int | None = None) -> None:
         handler.setFormatter(JsonFormatter(worker))
     else:
         who = f" [worker {worker}]" if worker is not None else ""
-        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

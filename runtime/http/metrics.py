@@ -25,12 +25,14 @@ WASM call itself (docs/performance.md). They come out under the same names and l
 
 from __future__ import annotations
 
+import logging
 import re
 from bisect import bisect_left
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
@@ -43,12 +45,14 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    def __init__(self, service_name: str = "gati"):
+    def __init__(self, service_name: str = "gati", readers: Sequence[MetricReader] = (), resource: Resource | None = None):
+        """readers: more readers of the app's MeterProvider (OTLP exporters: runtime.http.telemetry)."""
         self.registry = CollectorRegistry()
         self._reader = PrometheusMetricReader(registry=self.registry, scope_info_enabled=False)
         seconds = ExplicitBucketHistogramAggregation(SECONDS_BUCKETS)
+        resource = resource or Resource.create({"service.name": service_name})
         self.provider = MeterProvider(
-            resource=Resource.create({"service.name": service_name}),
+            resource=resource,
             metric_readers=[self._reader],
             exemplar_filter=AlwaysOffExemplarFilter(),  # the Prometheus text format carries no exemplars: do not collect them
             # instruments no view names keep the default aggregation
@@ -63,15 +67,27 @@ class Metrics:
         self._alerts = _Series("gati_alerts", "alerts (failed compensations)", ("reason",))
         self.registry.register(_Collector((self._request_s, self._calls, self._call_s, self._alerts)))
         self._user: dict[tuple[str, str], Any] = {}
+        # Exported over OTLP too: the runtime's series as OpenTelemetry instruments (semantic conventions'
+        # names), measured only when a reader other than /metrics exists, so a plain server pays nothing.
+        # A provider of their own: through /metrics's they would clash with the series of the same names.
+        self.otlp_provider = MeterProvider(
+            resource=resource, metric_readers=list(readers), exemplar_filter=AlwaysOffExemplarFilter(),
+            views=[View(instrument_name="*.duration", aggregation=seconds)],
+        ) if readers else None
+        self._otlp = _OtlpSeries(self.otlp_provider.get_meter("gati")) if self.otlp_provider else None
 
     # what the runtime records ------------------------------------------------------------------
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self._request_s.observe((method, status, route), seconds)
+        if self._otlp is not None:
+            self._otlp.request(route, method, status, seconds)
 
     def module_call(self, module: str, method: str, outcome: str, seconds: float) -> None:
         self._calls.add((method, module, outcome))
         self._call_s.observe((method, module), seconds)
+        if self._otlp is not None:
+            self._otlp.module_call(module, method, outcome, seconds)
 
     def alert(self, reason: str) -> None:
         self._alerts.add((reason,))
@@ -97,8 +113,10 @@ class Metrics:
             for (other_kind, other), _ in self._user.items():
                 if other == name:
                     raise ValueError(f"metric {name!r} is already a {other_kind}; give the {kind} another name")
-            create = {"counter": self.meter.create_counter, "histogram": self.meter.create_histogram, "gauge": self.meter.create_gauge}[kind]
-            inst = self._user[(kind, name)] = create(name)
+            inst = _create(self.meter, kind, name)
+            if self.otlp_provider is not None:
+                inst = _Both(inst, _create(self.otlp_provider.get_meter("gati"), kind, name))
+            self._user[(kind, name)] = inst
         return inst
 
     # export -------------------------------------------------------------------------------------------
@@ -108,7 +126,53 @@ class Metrics:
         return generate_latest(self.registry)
 
     def shutdown(self) -> None:
+        """Stop the providers; OTLP readers export what they hold first (blocking: call it off the event loop)."""
         self.provider.shutdown()
+        if self.otlp_provider is not None:
+            try:
+                self.otlp_provider.shutdown()
+            except Exception:  # an unreachable collector must not stop the server from stopping
+                logging.getLogger("gati.telemetry").exception("flushing metrics failed")
+
+
+def _create(meter, kind: str, name: str) -> Any:
+    return {"counter": meter.create_counter, "histogram": meter.create_histogram, "gauge": meter.create_gauge}[kind](name)
+
+
+class _Both:
+    """A handler's instrument on /metrics's provider and the OTLP one: each measurement goes to both."""
+
+    def __init__(self, prometheus, otlp):
+        self.prometheus, self.otlp = prometheus, otlp
+
+    def add(self, value, attributes=None) -> None:
+        self.prometheus.add(value, attributes)
+        self.otlp.add(value, attributes)
+
+    def record(self, value, attributes=None) -> None:
+        self.prometheus.record(value, attributes)
+        self.otlp.record(value, attributes)
+
+    def set(self, value, attributes=None) -> None:
+        self.prometheus.set(value, attributes)
+        self.otlp.set(value, attributes)
+
+
+class _OtlpSeries:
+    """The runtime's request and module call measurements as OpenTelemetry instruments, for OTLP readers."""
+
+    def __init__(self, meter):
+        self._request_s = meter.create_histogram("http.server.request.duration", unit="s", description="HTTP requests served and their duration")
+        self._calls = meter.create_counter("gati.module.calls", description="module calls")
+        self._call_s = meter.create_histogram("gati.module.call.duration", unit="s", description="module call duration")
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._request_s.record(seconds, {"http.route": route, "http.request.method": method, "http.response.status_code": status})
+
+    def module_call(self, module: str, method: str, outcome: str, seconds: float) -> None:
+        attributes = {"gati.module": module, "gati.method": method}
+        self._calls.add(1, {**attributes, "outcome": outcome})
+        self._call_s.record(seconds, attributes)
 
 
 class _Series:

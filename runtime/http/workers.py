@@ -164,7 +164,7 @@ def _worker(directory: str, host: str, port: int, access_log: bool, log_format: 
     _die_with(parent)
     setup_logging(log_format, worker=os.getpid())
     try:
-        application = build_app(directory)
+        application = build_app(directory, telemetry=True)  # each worker exports its own spans and metrics
         application.on_startup.append(_stop_gracefully_on_sigterm)
         web.run_app(
             application, host=host, port=port, reuse_port=True, **access_log_options(access_log, log_format),

@@ -20,17 +20,19 @@ from gati_sdk.protocol import wire
 from gati_sdk.protocol.gati.module.v1 import module_pb2, module_pb2_grpc
 from gati_sdk.protocol.grpc.health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.core.call import CallContext
+from runtime.core.call import CallContext, TraceContext
 from runtime.core.errors import BadPayload, GatiError
 from runtime.modules.manager import ModuleManager
 
 
-def call_context(request: module_pb2.CallRequest, grpc_remaining: float | None) -> CallContext:
-    """The runtime's context of a call a gRPC client made: its ids, and the sooner of its two deadlines."""
+def call_context(request: module_pb2.CallRequest, grpc_remaining: float | None, metadata=()) -> CallContext:
+    """The runtime's context of a call a gRPC client made: its ids, its W3C trace context (metadata), and the sooner of its two deadlines."""
     ctx = request.context
     budgets = [s for s in (ctx.timeout_ms / 1000 if ctx.timeout_ms else None, grpc_remaining) if s is not None]
     deadline = time.monotonic() + min(budgets) if budgets else None
-    return CallContext(request_id=ctx.request_id, trace_id=ctx.trace_id, caller=ctx.caller or "grpc", deadline=deadline)
+    given = {key: value for key, value in metadata or () if key in ("traceparent", "tracestate", "baggage")}
+    trace = TraceContext(**given) if "traceparent" in given else None  # passed on to the module as it came
+    return CallContext(request_id=ctx.request_id, trace_id=ctx.trace_id, caller=ctx.caller or "grpc", deadline=deadline, trace=trace)
 
 
 class RegisteredModuleServicer(module_pb2_grpc.ModuleServiceServicer):
@@ -39,7 +41,7 @@ class RegisteredModuleServicer(module_pb2_grpc.ModuleServiceServicer):
         self.name = name
 
     async def Call(self, request: module_pb2.CallRequest, context) -> module_pb2.CallResponse:
-        call_ctx = call_context(request, context.time_remaining())
+        call_ctx = call_context(request, context.time_remaining(), context.invocation_metadata())
         try:
             try:
                 payload = json.loads(request.payload) if request.payload else None

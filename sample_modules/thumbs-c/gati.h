@@ -69,6 +69,8 @@ GATI_IMPORT("file_read") int gati_file_read(const char *path, int path_len);
 GATI_IMPORT("file_write") int gati_file_write(const char *path, int path_len, const char *data, int data_len);
 /* modules: call another module; the result is its JSON answer */
 GATI_IMPORT("call") int gati_call(const char *module, int module_len, const char *method, int method_len, const char *payload_json, int payload_json_len);
+/* the call's W3C trace context, JSON {"traceparent", "tracestate", "baggage"}; GATI_NOT_FOUND when there is none */
+GATI_IMPORT("trace_context") int gati_trace_context(void);
 
 /* Conveniences over the imports, for NUL-terminated text. */
 static inline int gati_strlen(const char *s) { return (int)__builtin_strlen(s); }

@@ -57,7 +57,7 @@ class ModuleClient:
             ),
         )
         try:
-            reply = await self.stub.Call(request, timeout=timeout_s)
+            reply = await self.stub.Call(request, timeout=timeout_s, metadata=trace_metadata(ctx))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise ModuleTimeout(
@@ -79,3 +79,11 @@ class ModuleClient:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+def trace_metadata(ctx: CallContext) -> tuple[tuple[str, str], ...] | None:
+    """The call's W3C trace context as gRPC metadata, the headers' own names (the SDK continues the trace from it)."""
+    trace = ctx.trace
+    if trace is None:
+        return None
+    return tuple((key, value) for key, value in (("traceparent", trace.traceparent), ("tracestate", trace.tracestate), ("baggage", trace.baggage)) if value)

@@ -263,6 +263,18 @@ def _call(caller, mp, ml, fp, fl, pp, pl):
     return _host_call(op)
 
 
+def _trace_context(caller):
+    # Not a host call that acts: nothing is audited and an inline call is not committed by it.
+    state = _state()
+    trace = state.ctx.trace
+    traceparent = trace.traceparent if trace is not None else ""
+    if not traceparent:
+        state.result = b""
+        return NOT_FOUND
+    state.result = json.dumps({"traceparent": traceparent, "tracestate": trace.tracestate, "baggage": trace.baggage}).encode()
+    return OK
+
+
 IMPORTS: list[tuple[str, int, bool, Callable]] = [
     # name, number of i32 params, returns i32, implementation
     ("input_len", 0, True, _input_len),
@@ -284,6 +296,7 @@ IMPORTS: list[tuple[str, int, bool, Callable]] = [
     ("file_read", 2, True, _file_read),
     ("file_write", 4, True, _file_write),
     ("call", 6, True, _call),
+    ("trace_context", 0, True, _trace_context),
 ]
 
 

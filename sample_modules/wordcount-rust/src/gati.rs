@@ -81,6 +81,9 @@ pub mod raw {
         /// modules: call another module; the result is its JSON answer
         #[link_name = "call"]
         pub fn call(module: *const u8, module_len: i32, method: *const u8, method_len: i32, payload_json: *const u8, payload_json_len: i32) -> i32;
+        /// the call's W3C trace context, JSON {"traceparent", "tracestate", "baggage"}; GATI_NOT_FOUND when there is none
+        #[link_name = "trace_context"]
+        pub fn trace_context() -> i32;
     }
 }
 
@@ -214,4 +217,9 @@ pub fn call(module: &str, method: &str, payload_json: &[u8]) -> Result<Vec<u8>, 
     host(unsafe {
         raw::call(module.as_ptr(), module.len() as i32, method.as_ptr(), method.len() as i32, payload_json.as_ptr(), payload_json.len() as i32)
     })
+}
+
+/// The call's W3C trace context as JSON {"traceparent", "tracestate", "baggage"}: continue the request's trace from it.
+pub fn trace_context() -> Result<Vec<u8>, HostError> {
+    host(unsafe { raw::trace_context() })
 }

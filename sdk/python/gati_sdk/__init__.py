@@ -18,7 +18,9 @@ reaches the host service (GATI_HOST_SOCKET): egress, kv (with compare-and-set, i
 and delete by revision), secrets, env, files, log and calling other modules, each checked
 against the module's manifest. Ordinary HTTP clients (urllib, requests) go through the egress proxy; a refusal raises CapabilityDenied
 there too (proxy.py). Every request, to the host or through the proxy, is made for the
-call it serves (call.py): the SDK presents that call's token for you.
+call it serves (call.py): the SDK presents that call's token for you. `ctx.trace` is the
+W3C trace context of the call (trace.py); with opentelemetry-api installed, the module's own
+spans continue the request's trace.
 """
 
 from gati_sdk.errors import CapabilityDenied, HostError, KvConflict, ModuleError

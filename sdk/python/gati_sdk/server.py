@@ -28,6 +28,7 @@ from typing import Any, Callable
 import grpc
 
 from gati_sdk import call, proxy
+from gati_sdk.trace import Trace, continued, from_metadata
 from gati_sdk.errors import ModuleError
 from gati_sdk.health import SERVING, HealthServicer
 from gati_sdk.host import HostClient
@@ -46,6 +47,7 @@ class Context:
     deadline: float | None  # time.monotonic() by which the call must end
     host: HostClient
     call_token: str = ""  # names this call to the host; the SDK presents it for you
+    trace: Trace = Trace()  # the W3C trace context the runtime sent (gati_sdk/trace.py)
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
@@ -111,7 +113,8 @@ class _Servicer(module_pb2_grpc.ModuleServiceServicer):
         budgets = [s for s in (ctx.timeout_ms / 1000 if ctx.timeout_ms else None, context.time_remaining()) if s is not None]
         deadline = time.monotonic() + min(budgets) if budgets else None
         call_ctx = Context(
-            ctx.request_id, ctx.trace_id, ctx.caller, deadline, self.host.for_call(ctx.call_token), ctx.call_token
+            ctx.request_id, ctx.trace_id, ctx.caller, deadline, self.host.for_call(ctx.call_token), ctx.call_token,
+            from_metadata(context.invocation_metadata()),
         )
         if deadline is None:
             return _run(fn, request, call_ctx)
@@ -132,7 +135,7 @@ class _Servicer(module_pb2_grpc.ModuleServiceServicer):
 
 def _run(fn: Callable, request, ctx: Context):
     """One method call, working for its call (call.py) from first to last line."""
-    with call.working_for(ctx.call_token):
+    with call.working_for(ctx.call_token), continued(ctx.trace):
         try:
             payload = json.loads(request.payload) if request.payload else None
             result = fn(payload, ctx)
