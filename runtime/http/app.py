@@ -21,6 +21,7 @@ from runtime.core.secrets import configured as configured_secrets
 from runtime.http.appstate import RUNTIME, STATE, Runtime
 from runtime.http.auth import Authenticator
 from runtime.http.dispatch import dispatch
+from runtime.http.handler_manifest import HandlerManifest
 from runtime.http.ingress import Ingress
 from runtime.http.lifecycle import Lifecycle
 from runtime.http.lifespan import draining, lifespan
@@ -30,6 +31,7 @@ from runtime.http.project_hooks import load_project_hooks
 from runtime.http.routing import Router, load_routes
 from runtime.http.system import add_system_routes
 from runtime.http.tracing import Tracer
+from runtime.http.versions.transformers import TransformedLifecycle
 from runtime.modules.manager import Intercept
 from runtime.reports.endpoint import add_audit_routes
 
@@ -62,7 +64,7 @@ def build_app(project_dir: str | Path, *, intercept: Intercept | None = None, un
         unregistered=frozenset(Path(p).resolve() for p in unregistered),
     )
     use_routes(rt, router)
-    largest_body = max([s.ingress.max_body_bytes] + [r.max_body_bytes or 0 for r in router.routes])
+    largest_body = max([s.ingress.max_body_bytes] + [r.max_body_bytes or 0 for r in router.served()])
     app = web.Application(client_max_size=largest_body + 1)  # our Ingress gives the 413 with its fix
     app[RUNTIME], app[PROJECT], app[TRACER] = rt, project, rt.tracer
     app.cleanup_ctx.append(lifespan)
@@ -80,9 +82,9 @@ def use_routes(rt: Runtime, router: Router) -> None:
     No await runs between a request's route match and its lifecycle lookup (runtime.http.dispatch),
     so a request sees either the old routes or the new ones whole (reload_handlers, `gati dev`)."""
     s, hooks = rt.project.settings, rt.hooks
-    lifecycles, grants = {}, {}
-    for route in router.routes:
-        lifecycles[id(route)] = Lifecycle.build(
+    lifecycles, grants, fingerprints = {}, {}, {}
+    for route in router.served():
+        lifecycle = Lifecycle.build(
             route.handler,
             hooks.hooks,
             route.hooks,
@@ -91,8 +93,13 @@ def use_routes(rt: Runtime, router: Router) -> None:
             hook_timeout_ms=s.server.hook_timeout_ms,
             name=route.rel,
         )
+        if route.pinned is not None:  # an older version served by this one through transformers
+            p = route.pinned
+            lifecycle = TransformedLifecycle(lifecycle, p.chain, p.request_type, p.response_type, f"version {p.label} of {route.pattern}")
+        lifecycles[id(route)] = lifecycle
         grants[id(route)] = Grant(route.secrets | hooks.secrets, f"handler {route.rel}", f"add {{name}} to SECRETS in handlers/{route.rel}")
-    rt.router, rt.lifecycles, rt.grants = router, lifecycles, grants
+        fingerprints[id(route)] = HandlerManifest.of(route).fingerprint()
+    rt.router, rt.lifecycles, rt.grants, rt.fingerprints = router, lifecycles, grants, fingerprints
 
 
 def reload_handlers(app: web.Application) -> Router:

@@ -36,7 +36,7 @@ class Runtime:
     project: Project
     router: Router
     hooks: ProjectHooks
-    lifecycles: dict[int, Lifecycle]  # id(route) -> its lifecycle
+    lifecycles: dict[int, Any]  # id(route) -> its Lifecycle (a TransformedLifecycle for a pinned version)
     secrets: Secrets
     ingress: Ingress
     metrics: Metrics
@@ -49,6 +49,7 @@ class Runtime:
     executions: ExecutionRecords | None = None
     status: str = "starting"  # starting | ready | stopping
     grants: dict[int, Grant] = field(default_factory=dict)
+    fingerprints: dict[int, str] = field(default_factory=dict)  # id(route) -> its manifest's fingerprint
     # For tests (runtime.testing): what sees every module call first, and module folders not to
     # register because intercept answers for them (simulated modules).
     intercept: Intercept | None = None

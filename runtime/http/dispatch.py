@@ -1,7 +1,7 @@
 """One request, from ingress to its execution record: the path every handler call takes.
 
     ingress (request id, trace span, headers, auth, rate limit, body size)    runtime.http.ingress
-      -> route (method + path)                                                 runtime.http.routing
+      -> route (method + path), its version (header, date pin, query, default) runtime.http.routing, runtime.http.versions
       -> lifecycle under the route's timeout: request validation, before hooks,
          handler(req, res, gctx, lctx), after hooks, response validation       runtime.http.lifecycle
          on failure: catch hooks, compensations
@@ -44,6 +44,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         rt.ingress.check(request)
         match = rt.router.match(request.method, request.rel_url.raw_path)
         route = match.route
+        if route.versions is not None:  # several versions live: the one this request asks for (runtime.http.versions)
+            route = route.versions.pick(request.method, request.headers, request.rel_url.raw_query_string, request.rel_url.query)
         lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
         if span.is_recording():
             span.update_name(f"{request.method} {route.pattern}")
@@ -67,6 +69,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         await lctx.cleanup(rt.project.settings.server.hook_timeout_ms / 1000)
     resp.headers["X-Request-Id"] = lctx.request_id
     resp.headers["traceparent"] = lctx.traceparent
+    if lctx.version:
+        resp.headers["Gati-Version"] = lctx.version
     _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, span)
     current_request.reset(request_token)
     return resp
@@ -128,7 +132,7 @@ def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalC
             span.set_status(Status(StatusCode.ERROR))
         span.end()
     if rt.executions is not None and route is not None:
-        rt.executions.write(execution_record(request, route, lctx, status, seconds, snapshot=rt.project.settings.audit.snapshots))
+        rt.executions.write(execution_record(request, route, lctx, status, seconds, snapshot=rt.project.settings.audit.snapshots, fingerprint=rt.fingerprints.get(id(route), "")))
 
 
 def _error(status: int, body: dict[str, Any], lctx: LocalContext) -> web.Response:
