@@ -52,6 +52,9 @@ def test_layout_and_default(tmp_path):
     assert not steps["2"].compat.breaking and steps["3"].compat.breaking and not steps["4"].compat.breaking
     assert "request $.b: field became required" in steps["3"].compat.reasons
     assert {k: r.rel for k, r in vs.serve.items()} == {"1": "u.py", "2": "u@2.py", "3": "u@3.py", "4": "u@4.py"}
+    # the router's entry (what OpenAPI and codegen describe) is the default version's
+    [entry] = load_routes(tmp_path / "handlers").routes
+    assert (entry.rel, entry.version, entry.versions.default) == ("u@2.py", "2", "2")
 
 
 def test_chains_reach_the_newest_transformed_version(tmp_path):

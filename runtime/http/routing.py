@@ -189,7 +189,7 @@ def load_routes(handlers_dir: str | Path) -> Router:
 
 
 def _versioned(pattern: str, loaded: list[tuple[str | None, Route]], transform_files: dict[str, Path]) -> Route:
-    """The router's entry for a route with several versions: the first version's, carrying the VersionSet."""
+    """The router's entry for a route with several versions: the default version's, carrying the VersionSet."""
     by_label: dict[str, Route] = {}
     for label, route in loaded:
         if label is None:  # the file without @: version 1, unless it declares another
@@ -219,7 +219,9 @@ def _versioned(pattern: str, loaded: list[tuple[str | None, Route]], transform_f
     for label, file in transform_files.items():
         raise RouteError(file, f"transforms to version {label} of {pattern}, which has no handler file", f"add the handler file for version {label}, or remove this one")
     vs = VersionSet(pattern, versions)
-    return dataclasses.replace(ordered[0], methods=vs.methods, versions=vs)
+    # The entry the router matches (any version's methods) and what OpenAPI and codegen describe: the default.
+    default = next(v.route for v in versions if v.label == vs.default)
+    return dataclasses.replace(default, methods=vs.methods, versions=vs)
 
 
 def _compile(rel: Path) -> tuple[str, re.Pattern, tuple, str]:
