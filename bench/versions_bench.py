@@ -51,7 +51,7 @@ def main() -> None:
 
     def resolve(request):
         route = router.match(request.method, request.rel_url.raw_path).route
-        return route.versions.pick(request.method, request.headers, request.rel_url.raw_query_string, request.rel_url.query)
+        return route.versions.pick(request)
 
     for request in cases.values():
         resolve(request)  # warm: aiohttp parses the query once per request and caches it, as in a real request

@@ -98,3 +98,24 @@ async def test_a_method_dropped_is_breaking(make_project, serve):
     r = await client.post("/w", headers={"Gati-Version": "2"})
     assert r.status == 405 and r.headers["Allow"] == "GET"
     assert (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_rollout_serves_a_share_of_clients_sticky(make_project, serve):
+    root = make_project(
+        {
+            "r.py": 'async def handler(req, res, gctx, lctx):\n    return {"v": 1}\n',
+            "r@2.py": 'ROLLOUT = 50\nasync def handler(req, res, gctx, lctx):\n    return {"v": 2}\n',
+        }
+    )
+    client = await serve(root)
+
+    async def version(key, **headers):
+        r = await client.get("/r", headers={"X-Forwarded-For": f"10.0.0.{key}", **headers})
+        assert r.status == 200
+        return r.headers["Gati-Version"], (await r.json())["v"]
+
+    first = {key: await version(key) for key in map(str, range(40))}
+    assert {v for v, _ in first.values()} == {"1", "2"}  # some clients get the new default, some the old
+    for key, seen in first.items():
+        assert await version(key) == seen  # sticky
+        assert await version(key, **{"Gati-Version": "1"}) == ("1", 1)  # asking by name wins

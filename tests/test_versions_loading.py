@@ -92,6 +92,10 @@ def test_base_file_declares_its_version(tmp_path):
         ({"u.py": 'SINCE = "2026-05-01"\n' + H, "u@2.py": 'SINCE = "2026-01-01"\n' + H}, "before an older version"),
         ({"u.py": 'SINCE = "May 1st"\n' + H, "u@2.py": H}, "not a date"),
         ({"u.py": 'MODULES = "greet"\n' + H}, "MODULES"),
+        ({"u.py": H, "u@2.py": "ROLLOUT = 150\n" + H}, "not a percentage"),
+        ({"u.py": "ROLLOUT = 10\n" + H, "u@2.py": H}, "is not the default"),
+        ({"u.py": "ROLLOUT = 10\n" + H}, "one version"),
+        ({"u@1.py": "ROLLOUT = 10\n" + H}, "is the oldest"),
         ({"[a].py": H, "[b]@2.py": H}, "same paths"),
     ],
 )

@@ -1,6 +1,7 @@
 """Properties of Timescape phase 1 (runtime.http.versions), for any input:
 
 - the resolver picks the version the rules say (header, date pin, query, default);
+- a rollout is sticky per client, and raising its share never moves a client back;
 - a step between two versions said to be non-breaking breaks no client;
 - a chain of transformers taken up then down gives back the value it started from.
 """
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from test_gtype import _at_random_place, _narrow, _widen, gtypes, values
 
 from runtime.http.versions.compat import compare
-from runtime.http.versions.resolver import UnknownVersion, VersionTable
+from runtime.http.versions.resolver import UnknownVersion, VersionTable, bucket
 from runtime.http.versions.transformers import Chain, Transformer
 
 DAYS = st.dates(datetime.date(2024, 1, 1), datetime.date(2028, 12, 31))
@@ -30,7 +31,11 @@ def tables(draw):
             day = max(day, draw(DAYS).toordinal())
         since.append(day)
     labels = [str(n) for n in labels]
-    return VersionTable("/r", tuple(labels), tuple(since), draw(st.sampled_from(labels)))
+    default = draw(st.sampled_from(labels))
+    rollout, previous = 100, ""
+    if labels.index(default) > 0 and draw(st.booleans()):
+        rollout, previous = draw(st.integers(0, 100)), labels[labels.index(default) - 1]
+    return VersionTable("/r", tuple(labels), tuple(since), default, rollout, previous)
 
 
 def asked(table):
@@ -46,11 +51,12 @@ def asked(table):
     )
 
 
-def expected(table, header, query):
+def expected(table, header, query, client):
     """The rules of docs/versions.md, written as plainly as possible."""
     value = header or query or None
     if value is None:
-        return table.default
+        in_share = bucket(table.route, client) < table.rollout
+        return table.default if in_share else table.previous
     if value in table.labels:
         return value
     try:
@@ -67,15 +73,29 @@ def expected(table, header, query):
 @given(st.data())
 def test_the_resolver_follows_the_rules(data):
     table = data.draw(tables())
-    header, query = data.draw(asked(table)), data.draw(asked(table))
-    want = expected(table, header, query)
+    header, query, client = data.draw(asked(table)), data.draw(asked(table)), data.draw(st.text(max_size=8))
+    want = expected(table, header, query, client)
     if want is UnknownVersion:
         with pytest.raises(UnknownVersion) as caught:
-            table.resolve(header, query)
+            table.resolve(header, query, client)
         assert caught.value.http_status == 400
         assert caught.value.details["versions"] == list(table.labels)  # the error names what exists
     else:
-        assert table.resolve(header, query) == want
+        assert table.resolve(header, query, client) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=20, unique=True), st.integers(0, 100), st.integers(0, 100))
+def test_a_rollout_is_sticky_and_only_grows(clients, a, b):
+    low, high = sorted((a, b))
+    at = {p: VersionTable("/r", ("1", "2"), (0, 0), "2", p, "1") for p in (0, low, high, 100)}
+    for client in clients:
+        assert at[0].resolve(None, None, client) == "1" and at[100].resolve(None, None, client) == "2"
+        got = at[low].resolve(None, None, client)
+        assert got == at[low].resolve(None, None, client)  # the same client, the same version
+        if got == "2":
+            assert at[high].resolve(None, None, client) == "2"  # a larger share keeps everyone it had
+        assert at[low].resolve("1", None, client) == "1"  # asking by name is never overruled
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -45,7 +45,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         match = rt.router.match(request.method, request.rel_url.raw_path)
         route = match.route
         if route.versions is not None:  # several versions live: the one this request asks for (runtime.http.versions)
-            route = route.versions.pick(request.method, request.headers, request.rel_url.raw_query_string, request.rel_url.query)
+            route = route.versions.pick(request)
         lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
         if span.is_recording():
             span.update_name(f"{request.method} {route.pattern}")

@@ -11,6 +11,7 @@ A file exports `handler` and may declare (all optional):
     TIMEOUT_MS = 5000                # the whole lifecycle; default [server] handler_timeout_ms
     VERSION = "2"                    # in lctx.meta, spans, execution records and snapshots
     SINCE = "2026-11-01"             # the day this version went live (date pins; runtime.http.versions)
+    ROLLOUT = 10                     # percent of clients that get this new default (sticky per client)
     MODULES = ["greet"]              # modules it calls that the source does not show (handler manifest)
     BEFORE = [fn, hook(fn, timeout_ms=100, retries=2)]   # route hooks (runtime.http.lifecycle)
     AFTER = [fn]
@@ -107,6 +108,7 @@ class Route:
     since: str = ""  # SINCE = "2026-11-01": the day this version went live
     modules: tuple[str, ...] = ()  # MODULES = [...]: module dependencies the source does not show
     versions: VersionSet | None = None  # on the router's entry of a route with several versions
+    rollout: int | None = None  # ROLLOUT = 10: percent of clients this version, as the new default, goes to
     pinned: Pinned | None = None  # serving an older version through transformers (runtime.http.versions.graph)
 
     def allows(self, method: str) -> bool:
@@ -179,6 +181,8 @@ def load_routes(handlers_dir: str | Path) -> Router:
         pattern, regex, rank = compiled[shape]
         loaded = [(label, _load(file, root, pattern, regex, rank)) for label, file in files]
         if len(loaded) == 1 and loaded[0][0] is None and not any(k[0] == shape for k in transforms):
+            if loaded[0][1].rollout is not None:
+                raise RouteError(files[0][1], "ROLLOUT, but this route has one version: there is no previous default to keep", "remove it, or add it to a newer version ([name]@2.py)")
             routes.append(loaded[0][1])
             continue
         routes.append(_versioned(pattern, loaded, {k[1]: f for k, f in transforms.items() if k[0] == shape}))
@@ -365,6 +369,9 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
     declared_modules = getattr(module, "MODULES", [])
     if isinstance(declared_modules, str) or not isinstance(declared_modules, (list, tuple)) or not all(isinstance(m, str) for m in declared_modules):
         raise RouteError(file, f"MODULES = {declared_modules!r} is not a list of module names", 'e.g. MODULES = ["greet"]')
+    rollout = getattr(module, "ROLLOUT", None)
+    if rollout is not None and (not isinstance(rollout, int) or isinstance(rollout, bool) or not 0 <= rollout <= 100):
+        raise RouteError(file, f"ROLLOUT = {rollout!r} is not a percentage", "e.g. ROLLOUT = 10 (0 to 100: the share of clients)")
     request_type, response_type = _types(module, handler, file)
     return Route(
         pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank,
@@ -379,6 +386,7 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
         rel=str(file.relative_to(root)),
         since=since,
+        rollout=rollout,
         modules=tuple(sorted(set(declared_modules))),
     )
 

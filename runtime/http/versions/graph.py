@@ -29,6 +29,12 @@ from runtime.http.versions.transformers import Chain, Transformer, TransformerEr
 HEADER, ALT_HEADER = "Gati-Version", "Accept-Version"
 
 
+class VersionError(GatiError):
+    """A version declaration that cannot be served as written: refused at start."""
+
+    code = "version_invalid"
+
+
 class VersionMethodNotAllowed(GatiError):
     code = "method_not_allowed"
     http_status = 405
@@ -74,13 +80,24 @@ class VersionSet:
         self.steps: tuple[Step, ...] = tuple(
             Step(b.label, _compare(a.route, b.route), b.transformer is not None) for a, b in zip(versions, versions[1:])
         )
-        default = versions[0].label
+        default, previous = versions[0].label, ""
         for step in self.steps:
             if step.compat.breaking and not step.transformed:
                 break
-            default = step.label
+            default, previous = step.label, default
         self.default = default
-        self.table = VersionTable(pattern, tuple(v.label for v in versions), tuple(v.since for v in versions), default)
+        rollout = 100
+        for v in versions:
+            if v.route.rollout is None:
+                continue
+            if v.label != default or not previous:
+                raise VersionError(
+                    f"{v.route.file}: ROLLOUT = {v.route.rollout}, but version {v.label} of {pattern} "
+                    + ("is the oldest: there is no previous default to keep" if not previous else f"is not the default (version {default} is)"),
+                    fix="ROLLOUT belongs in the version that becomes the default (a non-breaking or transformed step); remove it here",
+                )
+            rollout = v.route.rollout
+        self.table = VersionTable(pattern, tuple(v.label for v in versions), tuple(v.since for v in versions), default, rollout, previous)
         self.serve: dict[str, Any] = {v.label: self._served(i) for i, v in enumerate(versions)}
         self.methods = frozenset(m for v in versions for m in v.route.methods)
 
@@ -107,9 +124,18 @@ class VersionSet:
             pinned=Pinned(pinned.label, target.label, chain, pinned.route.request_type, pinned.route.response_type),
         )
 
-    def pick(self, method: str, headers: Any, raw_query: str, query: Any) -> Any:
-        """The Route for this request: its version resolved (resolver.py), then its method checked."""
-        asked = self.table.resolve(headers.get(HEADER) or headers.get(ALT_HEADER), query.get(QUERY_PARAM) if raw_query else None)
+    def pick(self, request: Any) -> Any:
+        """The Route for this aiohttp request: its version resolved (resolver.py), then its method checked.
+
+        During a rollout the client is its credentials (Authorization, X-API-Key), else the first
+        X-Forwarded-For address, else the peer's address. A client may choose its bucket by what it
+        sends: no harm, it may as well ask for a version by name."""
+        headers, url, method = request.headers, request.rel_url, request.method
+        client = ""
+        if self.table.rollout < 100:
+            forwarded = headers.get("X-Forwarded-For", "").split(",")[0].strip()
+            client = headers.get("Authorization") or headers.get("X-API-Key") or forwarded or request.remote or ""
+        asked = self.table.resolve(headers.get(HEADER) or headers.get(ALT_HEADER), url.query.get(QUERY_PARAM) if url.raw_query_string else None, client)
         route = self.serve[asked]
         if not route.allows(method):
             methods = ", ".join(sorted(route.methods))
@@ -129,6 +155,7 @@ class VersionSet:
         return {
             "route": self.pattern,
             "default": self.default,
+            "rollout": {"percent": self.table.rollout, "others_get": self.table.previous} if self.table.rollout < 100 else None,
             "versions": [
                 {
                     "version": v.label,
