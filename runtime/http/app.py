@@ -21,6 +21,7 @@ from runtime.core.secrets import configured as configured_secrets
 from runtime.http.appstate import RUNTIME, STATE, Runtime
 from runtime.http.auth import Authenticator
 from runtime.http.dispatch import dispatch
+from runtime.http.handler_manifest import HandlerManifest
 from runtime.http.ingress import Ingress
 from runtime.http.lifecycle import Lifecycle
 from runtime.http.lifespan import draining, lifespan
@@ -33,6 +34,7 @@ from runtime.http.system import add_system_routes
 from runtime.http.telemetry import Telemetry
 from runtime.http.telemetry import from_env as telemetry_from_env
 from runtime.http.tracing import Tracer
+from runtime.http.versions.transformers import TransformedLifecycle
 from runtime.modules.manager import Intercept
 from runtime.reports.endpoint import add_audit_routes
 
@@ -70,7 +72,7 @@ def build_app(
         unregistered=frozenset(Path(p).resolve() for p in unregistered),
     )
     use_routes(rt, router)
-    largest_body = max([s.ingress.max_body_bytes] + [r.max_body_bytes or 0 for r in router.routes])
+    largest_body = max([s.ingress.max_body_bytes] + [r.max_body_bytes or 0 for r in router.served()])
     app = web.Application(client_max_size=largest_body + 1)  # our Ingress gives the 413 with its fix
     app[RUNTIME], app[PROJECT], app[TRACER] = rt, project, rt.tracer
     app.cleanup_ctx.append(lifespan)
@@ -89,7 +91,7 @@ def use_routes(rt: Runtime, router: Router) -> None:
     so a request sees either the old routes or the new ones whole (reload_handlers, `gati dev`)."""
     s, hooks = rt.project.settings, rt.hooks
     plans = {}
-    for route in router.routes:
+    for route in router.served():
         lifecycle = Lifecycle.build(
             route.handler,
             hooks.hooks,
@@ -99,6 +101,9 @@ def use_routes(rt: Runtime, router: Router) -> None:
             hook_timeout_ms=s.server.hook_timeout_ms,
             name=route.rel,
         )
+        if route.pinned is not None:  # an older version served by this one through transformers
+            p = route.pinned
+            lifecycle = TransformedLifecycle(lifecycle, p.chain, p.request_type, p.response_type, f"version {p.label} of {route.pattern}")
         plans[id(route)] = RoutePlan(
             route=route,
             lifecycle=lifecycle,
@@ -107,6 +112,7 @@ def use_routes(rt: Runtime, router: Router) -> None:
             max_body=rt.ingress.max_body(route),
             rate=route.rate_limit or rt.ingress.default_rate,
             caller=f"handler:{route.pattern}",
+            fingerprint=HandlerManifest.of(route).fingerprint(),
         )
     rt.router, rt.plans = router, plans
 

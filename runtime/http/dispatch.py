@@ -1,7 +1,7 @@
 """One request, from ingress to its execution record: the path every handler call takes.
 
     ingress (request id, trace span, headers, auth, rate limit, body size)    runtime.http.ingress
-      -> route (method + path)                                                 runtime.http.routing
+      -> route (method + path), its version (header, date pin, query, default) runtime.http.routing, runtime.http.versions
       -> lifecycle under the route's timeout: request validation, before hooks,
          handler(req, res, gctx, lctx), after hooks, response validation       runtime.http.lifecycle
          on failure: catch hooks, compensations
@@ -45,6 +45,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         rt.ingress.check(request)
         match = rt.router.match(request.method, request.rel_url.raw_path)
         route = match.route
+        if route.versions is not None:  # several versions live: the one this request asks for (runtime.http.versions)
+            route = route.versions.pick(request)
         # The plan is looked up with no await since the match: a reload swaps routes and plans together.
         plan = rt.plans[id(route)]
         lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
@@ -75,6 +77,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     headers = resp.headers
     headers["X-Request-Id"] = lctx.request_id
     headers["traceparent"] = lctx.traceparent
+    if lctx.version:
+        headers["Gati-Version"] = lctx.version
     _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, error)
     current_request.reset(request_token)
     return resp
@@ -146,7 +150,9 @@ def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalC
     if lctx.span is not None:
         rt.tracer.end(lctx, status, error)
     if rt.executions is not None and route is not None:
-        rt.executions.write(execution_record(request, route, lctx, status, seconds, snapshot=rt.project.settings.audit.snapshots))
+        plan = rt.plans.get(id(route))  # none when the version asked for does not exist
+        fingerprint = plan.fingerprint if plan is not None else ""
+        rt.executions.write(execution_record(request, route, lctx, status, seconds, snapshot=rt.project.settings.audit.snapshots, fingerprint=fingerprint))
 
 
 def _error(status: int, body: dict[str, Any], lctx: LocalContext) -> web.Response:

@@ -2,6 +2,7 @@
 
     {"time": 1767.., "request_id": "..", "trace_id": "..", "method": "POST", "path": "/users",
      "route": "/users", "handler": "users/index.py", "version": "2", "handler_sha256": "..",
+     "fingerprint": "..", "served_by": "3",   (served_by: only when transformers took it up)
      "status": 201, "outcome": "ok", "duration_ms": 1.7, "principal": "ci-bot",
      "events": [{"type": "hook:start", ...}, ...]}
 
@@ -34,7 +35,9 @@ _encoder = msgspec.json.Encoder(enc_hook=repr)  # whatever is not JSON (a handle
 log = logging.getLogger("gati.http")
 
 
-def execution_record(request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, snapshot: bool) -> dict[str, Any]:
+def execution_record(
+    request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, snapshot: bool, fingerprint: str = ""
+) -> dict[str, Any]:
     """The record of one request that reached a handler (the shape above)."""
     record = {
         "time": time.time(),
@@ -46,12 +49,15 @@ def execution_record(request: web.Request, route: Route, lctx: LocalContext, sta
         "handler": route.rel,
         "version": route.version,
         "handler_sha256": route.sha256,
+        "fingerprint": fingerprint,  # of the handler's manifest (runtime.http.handler_manifest)
         "status": status,
         "outcome": "ok" if not lctx.failed else "error",
         "duration_ms": round(seconds * 1000, 3),
         "principal": lctx.auth.subject if lctx.auth else None,
         "events": lctx.events,
     }
+    if route.pinned is not None:
+        record["served_by"] = route.pinned.runs
     if snapshot:
         try:
             record["snapshot"] = lctx.snapshot()

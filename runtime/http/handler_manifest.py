@@ -5,7 +5,17 @@
        "params": [], "request": {JSON Schema} | None, "response": {JSON Schema} | None,
        "auth": {"roles": ["orders:write"]} | None, "rate_limit": "10/s" | None,
        "max_body_bytes": 65536 | None, "timeout_ms": 5000 | None, "version": "2",
-       "secrets": ["payments_key"], "modules": [{"module", "method", "line", "payload", "result"}]}
+       "secrets": ["payments_key"], "modules": [{"module", "method", "line", "payload", "result"}],
+       "dependencies": ["payments", "thumbs"], "since": "2026-11-01" | None,
+       "hooks": [{"name", "level", "phase", "timeout_ms", "retries", "backoff_ms"}],
+       "pinned": {"runs": "3", "transformers": ["orders/index@2.transform.py", ...]} | None}
+    fingerprint(manifest) -> sha256 hex of its canonical JSON (sorted keys, no whitespace)
+
+The policies are auth, rate_limit, max_body_bytes, timeout_ms and secrets. "dependencies" are
+the modules the source calls (found statically) and those MODULES = [...] declares. "hooks" are
+the file's own BEFORE/AFTER/CATCH (hooks.py's global hooks belong to the project, not the file).
+The fingerprint leaves out what does not change the handler's contract: the summary and the line
+numbers of module calls; anything else that changes in the manifest changes it.
 
 Everything comes from what the file declares (runtime.http.routing) and, for module calls, from
 its source (runtime.http.module_calls). The OpenAPI document, the TypeScript SDK and
@@ -14,7 +24,10 @@ its source (runtime.http.module_calls). The OpenAPI document, the TypeScript SDK
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+from pathlib import PurePosixPath
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +58,10 @@ class HandlerManifest:
     secrets: tuple[str, ...]
     modules: tuple[ModuleCall, ...]
     summary: str = ""  # the first line of the file's docstring
+    declared_modules: tuple[str, ...] = ()  # MODULES = [...]
+    hooks: tuple[dict[str, Any], ...] = ()
+    since: str = ""
+    pinned: dict[str, Any] | None = None  # a version served through transformers by a newer one
 
     @classmethod
     def of(cls, route: Route) -> HandlerManifest:
@@ -65,7 +82,32 @@ class HandlerManifest:
             secrets=tuple(sorted(route.secrets)),
             modules=tuple(find_module_calls(route.file, module, route.request_type, route.response_type)) if module else (),
             summary=((getattr(module, "__doc__", None) or "").strip().splitlines() or [""])[0],
+            declared_modules=route.modules,
+            hooks=tuple(
+                {"name": h.name, "level": h.level, "phase": phase, "timeout_ms": h.timeout_ms, "retries": h.retries, "backoff_ms": h.backoff_ms}
+                for phase in ("before", "after", "catch")
+                for h in getattr(route.hooks, phase)
+            ),
+            since=route.since,
+            pinned=(
+                {"runs": route.pinned.runs, "transformers": [str(PurePosixPath(route.rel).with_name(t.file.name)) for t in route.pinned.chain.steps]}
+                if route.pinned is not None
+                else None
+            ),
         )
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """Module names, without version pins: those the source calls and those MODULES declares."""
+        return tuple(sorted({c.module.split("@")[0] for c in self.modules} | set(self.declared_modules)))
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical manifest: stable across runs and machines, changed by any change of contract."""
+        canonical = self.to_dict()
+        canonical.pop("summary")
+        for call in canonical["modules"]:
+            call.pop("line")
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +125,10 @@ class HandlerManifest:
             "version": self.version,
             "secrets": list(self.secrets),
             "modules": [c.to_dict() for c in self.modules],
+            "dependencies": list(self.dependencies),
+            "hooks": [dict(h) for h in self.hooks],
+            "since": self.since or None,
+            "pinned": self.pinned,
         }
 
 

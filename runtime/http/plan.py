@@ -2,7 +2,7 @@
 
 A request looks its plan up by its route (one dict look-up) instead of putting it together
 each time: the lifecycle (handler, hooks, types), the secret grant, the timeout, the body
-limit, the rate limit and the caller name its module calls carry.
+limit, the rate limit, the caller name its module calls carry and the manifest's fingerprint.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class RoutePlan:
     max_body: int  # MAX_BODY_BYTES, else [ingress] max_body_bytes
     rate: Rate | None  # RATE_LIMIT, else [ingress] rate_limit
     caller: str  # "handler:/route": who the route's module calls come from
+    fingerprint: str = ""  # of the route's handler manifest, named in its execution records
 
     @property
     def timeout_s(self) -> float:

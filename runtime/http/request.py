@@ -99,6 +99,10 @@ class Request(Generic[T]):
                 self._body = bytes(data)
         return self._body
 
+    def replace_body(self, data: bytes) -> None:
+        """Serve the handler this body instead of the client's (transformers, runtime.http.versions)."""
+        self._body, self._data = data, _NO_DATA
+
     async def text(self) -> str:
         return (await self.body()).decode(self.raw.charset or "utf-8")
 

@@ -10,6 +10,9 @@ A file exports `handler` and may declare (all optional):
     METHODS = ["GET", "POST"]        # default ["GET"]
     TIMEOUT_MS = 5000                # the whole lifecycle; default [server] handler_timeout_ms
     VERSION = "2"                    # in lctx.meta, spans, execution records and snapshots
+    SINCE = "2026-11-01"             # the day this version went live (date pins; runtime.http.versions)
+    ROLLOUT = 10                     # percent of clients that get this new default (sticky per client)
+    MODULES = ["greet"]              # modules it calls that the source does not show (handler manifest)
     BEFORE = [fn, hook(fn, timeout_ms=100, retries=2)]   # route hooks (runtime.http.lifecycle)
     AFTER = [fn]
     CATCH = [fn]                     # fn(err, req, res, gctx, lctx)
@@ -20,6 +23,12 @@ A file exports `handler` and may declare (all optional):
     MAX_BODY_BYTES = 65536           # default [ingress] max_body_bytes
     SECRETS = ["db_password"]        # what gctx.secrets.get may read here
 
+Several versions of one route live side by side (docs/versions.md, runtime.http.versions):
+
+    handlers/users/[id].py               version 1 (or the VERSION it declares)
+    handlers/users/[id]@2.py             version 2 of /users/{id}
+    handlers/users/[id]@2.transform.py   up(body) / down(body) between versions 1 and 2
+
 Files and folders starting with `_` or `.` are not routes. `hooks.py` at the project root
 holds the global hooks: BEFORE, AFTER, CATCH, STARTUP, SHUTDOWN and SECRETS
 (runtime.http.project_hooks).
@@ -29,6 +38,7 @@ file names, so `users/me.py` answers /users/me and `users/[id].py` everything el
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import inspect
@@ -48,6 +58,10 @@ from runtime.http.gtype import GType, GTypeError
 from runtime.http.lifecycle import HookSet
 from runtime.http.ratelimit import Rate
 from runtime.http.request import Request
+from runtime.http.versions.graph import Pinned, Version, VersionSet
+from runtime.http.versions.layout import LABEL_RE, split_name
+from runtime.http.versions.resolver import parse_since
+from runtime.http.versions.transformers import Transformer
 
 KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 PARAM_RE = re.compile(r"^\[(\.\.\.)?([A-Za-z_][A-Za-z0-9_]*)\]$")
@@ -91,6 +105,11 @@ class Route:
     version: str = ""
     sha256: str = ""  # of the handler file, for execution records
     rel: str = ""  # the file, relative to handlers/
+    since: str = ""  # SINCE = "2026-11-01": the day this version went live
+    modules: tuple[str, ...] = ()  # MODULES = [...]: module dependencies the source does not show
+    versions: VersionSet | None = None  # on the router's entry of a route with several versions
+    rollout: int | None = None  # ROLLOUT = 10: percent of clients this version, as the new default, goes to
+    pinned: Pinned | None = None  # serving an older version through transformers (runtime.http.versions.graph)
 
     def allows(self, method: str) -> bool:
         # HEAD is a GET without a body; aiohttp drops the body for us.
@@ -105,6 +124,10 @@ class Match(NamedTuple):  # a tuple: made once per request, cheaper than a froze
 class Router:
     def __init__(self, routes: list[Route]):
         self.routes = sorted(routes, key=lambda r: r.rank)
+
+    def served(self) -> list[Route]:
+        """Every Route a request may run: each plain route, and every version of the versioned ones."""
+        return [r for route in self.routes for r in (route.versions.routes() if route.versions else (route,))]
 
     def match(self, method: str, raw_path: str) -> Match:
         """The route for method and path; NotFound or MethodNotAllowed (naming what is allowed) otherwise."""
@@ -130,18 +153,78 @@ def load_routes(handlers_dir: str | Path) -> Router:
     root = Path(handlers_dir).resolve()
     if not root.is_dir():
         raise RouteError(root, "no handlers directory", "create it, or scaffold a project with: gati init DIR")
-    routes: list[Route] = []
-    seen: dict[str, Path] = {}
+    # shape ("users/*") -> its files: (label or None, file); and the transformer files by (shape, label)
+    groups: dict[str, list[tuple[str | None, Path]]] = {}
+    bases: dict[str, Path] = {}
+    compiled: dict[str, tuple[str, re.Pattern, tuple]] = {}
+    transforms: dict[tuple[str, str], Path] = {}
     for file in sorted(root.rglob("*.py")):
         rel = file.relative_to(root)
         if any(part.startswith(("_", ".")) for part in rel.parts):
             continue
-        pattern, regex, rank, shape = _compile(rel)
-        if shape in seen:
-            raise RouteError(file, f"serves the same paths as {seen[shape]}", "remove or rename one of the two files")
-        seen[shape] = file
-        routes.append(_load(file, root, pattern, regex, rank))
+        name = split_name(rel)
+        if name.label is not None and not LABEL_RE.match(name.label):
+            raise RouteError(file, f"version {name.label!r} after @ is not a positive integer", "name versions like [id]@2.py")
+        if name.transform and name.label is None:
+            raise RouteError(file, "a transformer file must name the version it leads to", "name it like [id]@2.transform.py")
+        pattern, regex, rank, shape = _compile(name.base)
+        if shape in bases and bases[shape] != name.base:
+            raise RouteError(file, f"serves the same paths as {root / bases[shape]}", "remove or rename one of the two files")
+        bases[shape], compiled[shape] = name.base, (pattern, regex, rank)
+        if name.transform:
+            transforms[(shape, name.label)] = file
+        else:
+            groups.setdefault(shape, []).append((name.label, file))
+    routes: list[Route] = []
+    for shape, files in groups.items():
+        pattern, regex, rank = compiled[shape]
+        loaded = [(label, _load(file, root, pattern, regex, rank)) for label, file in files]
+        if len(loaded) == 1 and loaded[0][0] is None and not any(k[0] == shape for k in transforms):
+            if loaded[0][1].rollout is not None:
+                raise RouteError(files[0][1], "ROLLOUT, but this route has one version: there is no previous default to keep", "remove it, or add it to a newer version ([name]@2.py)")
+            routes.append(loaded[0][1])
+            continue
+        routes.append(_versioned(pattern, loaded, {k[1]: f for k, f in transforms.items() if k[0] == shape}))
+    for shape, label in transforms:
+        if shape not in groups:
+            raise RouteError(transforms[(shape, label)], "transforms a route that has no handler file", "add the handler files, or remove this one")
     return Router(routes)
+
+
+def _versioned(pattern: str, loaded: list[tuple[str | None, Route]], transform_files: dict[str, Path]) -> Route:
+    """The router's entry for a route with several versions: the default version's, carrying the VersionSet."""
+    by_label: dict[str, Route] = {}
+    for label, route in loaded:
+        if label is None:  # the file without @: version 1, unless it declares another
+            label = route.version or "1"
+            if not LABEL_RE.match(label):
+                raise RouteError(route.file, f"VERSION = {label!r}: a route with several versions numbers them", 'e.g. VERSION = "1", or leave it out')
+        elif route.version and route.version != label:
+            raise RouteError(route.file, f"declares VERSION = {route.version!r} but its name says @{label}", "remove VERSION from the file, or rename it")
+        if label in by_label:
+            raise RouteError(route.file, f"is version {label} of {pattern}, and so is {by_label[label].file}", "give each version its own number")
+        by_label[label] = dataclasses.replace(route, version=label)
+    ordered = [by_label[k] for k in sorted(by_label, key=int)]
+    versions, since = [], 0
+    for i, route in enumerate(ordered):
+        if route.since:
+            try:
+                day = parse_since(route.since)
+            except ValueError as exc:
+                raise RouteError(route.file, str(exc), 'e.g. SINCE = "2026-11-01"') from None
+            if day < since:
+                raise RouteError(route.file, f"SINCE = {route.since!r} is before an older version's SINCE", "a newer version goes live on or after the older ones")
+            since = day
+        file = transform_files.pop(route.version, None)
+        if file is not None and i == 0:
+            raise RouteError(file, f"version {route.version} is the oldest of {pattern}: there is nothing to transform from", "remove it, or add the older version's file")
+        versions.append(Version(route.version, route, since, Transformer.of(import_file(file, "gati_transformers"), file) if file else None))
+    for label, file in transform_files.items():
+        raise RouteError(file, f"transforms to version {label} of {pattern}, which has no handler file", f"add the handler file for version {label}, or remove this one")
+    vs = VersionSet(pattern, versions)
+    # The entry the router matches (any version's methods) and what OpenAPI and codegen describe: the default.
+    default = next(v.route for v in versions if v.label == vs.default)
+    return dataclasses.replace(default, methods=vs.methods, versions=vs)
 
 
 def _compile(rel: Path) -> tuple[str, re.Pattern, tuple, str]:
@@ -279,6 +362,15 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
     version = getattr(module, "VERSION", "")
     if not isinstance(version, (str, int)) or isinstance(version, bool):
         raise RouteError(file, f"VERSION = {version!r} is not a string", 'e.g. VERSION = "2"')
+    since = getattr(module, "SINCE", "")
+    if not isinstance(since, str):
+        raise RouteError(file, f"SINCE = {since!r} is not a date string", 'e.g. SINCE = "2026-11-01"')
+    declared_modules = getattr(module, "MODULES", [])
+    if isinstance(declared_modules, str) or not isinstance(declared_modules, (list, tuple)) or not all(isinstance(m, str) for m in declared_modules):
+        raise RouteError(file, f"MODULES = {declared_modules!r} is not a list of module names", 'e.g. MODULES = ["greet"]')
+    rollout = getattr(module, "ROLLOUT", None)
+    if rollout is not None and (not isinstance(rollout, int) or isinstance(rollout, bool) or not 0 <= rollout <= 100):
+        raise RouteError(file, f"ROLLOUT = {rollout!r} is not a percentage", "e.g. ROLLOUT = 10 (0 to 100: the share of clients)")
     request_type, response_type = _types(module, handler, file)
     return Route(
         pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank,
@@ -292,6 +384,9 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
         version=str(version),
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
         rel=str(file.relative_to(root)),
+        since=since,
+        rollout=rollout,
+        modules=tuple(sorted(set(declared_modules))),
     )
 
 

@@ -1,0 +1,11 @@
+"""Timescape, phase 1: several versions of one route, live side by side (docs/versions.md).
+
+    layout.py        handlers/users/[id]@2.py and [id]@2.transform.py: which file is which version
+    resolver.py      the version a request asks for (header, date pin, query, default): pure, fast
+    compat.py        breaking or not: the GType diff of two versions' REQUEST and RESPONSE
+    transformers.py  up(body) / down(body) pairs and the chains they form
+    graph.py         one route's versions: its default, and what runs for each version asked
+
+runtime.http.routing loads the files and builds a VersionSet per route that has several;
+runtime.http.dispatch asks the set which Route serves a request. Nothing here imports routing.
+"""
