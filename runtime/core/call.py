@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import Mapping
 
 MAX_CALL_DEPTH = 8  # module -> module chains deeper than this are refused (loops)
 
@@ -16,6 +17,9 @@ class CallContext:
     caller: str = "cli"  # "handler:/route", "module:name", "cli", "grpc"
     deadline: float | None = None  # time.monotonic() by which the whole call tree must end
     depth: int = 0
+    # The handler's module version constraints (its MODULES declaration): name -> constraint. A call
+    # to a name without a version of its own goes to the highest version the constraint picks.
+    pins: Mapping[str, str] | None = None
 
     def remaining(self, default: float) -> float:
         """Seconds left before the deadline, capped at default."""
@@ -28,7 +32,8 @@ class CallContext:
         deadline = time.monotonic() + timeout_s
         if self.deadline is not None:
             deadline = min(deadline, self.deadline)
-        return replace(self, caller=caller, deadline=deadline, depth=self.depth + 1)
+        # pins are the handler's: a module's own calls are pinned by its grants, not by who called it.
+        return replace(self, caller=caller, deadline=deadline, depth=self.depth + 1, pins=None)
 
 
 # Set by the request pipeline so that gctx.modules (shared by all requests) knows the current request.

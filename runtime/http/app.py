@@ -25,6 +25,7 @@ from runtime.http.ingress import Ingress
 from runtime.http.lifecycle import Lifecycle
 from runtime.http.lifespan import draining, lifespan
 from runtime.http.metrics import Metrics
+from runtime.http.module_pins import check_pins, declared_pins
 from runtime.http.project import Project, ProjectError, load_project
 from runtime.http.project_hooks import load_project_hooks
 from runtime.http.routing import Router, load_routes
@@ -80,7 +81,7 @@ def use_routes(rt: Runtime, router: Router) -> None:
     No await runs between a request's route match and its lifecycle lookup (runtime.http.dispatch),
     so a request sees either the old routes or the new ones whole (reload_handlers, `gati dev`)."""
     s, hooks = rt.project.settings, rt.hooks
-    lifecycles, grants = {}, {}
+    lifecycles, grants, pins = {}, {}, {}
     for route in router.routes:
         lifecycles[id(route)] = Lifecycle.build(
             route.handler,
@@ -92,7 +93,12 @@ def use_routes(rt: Runtime, router: Router) -> None:
             name=route.rel,
         )
         grants[id(route)] = Grant(route.secrets | hooks.secrets, f"handler {route.rel}", f"add {{name}} to SECRETS in handlers/{route.rel}")
-    rt.router, rt.lifecycles, rt.grants = router, lifecycles, grants
+        route_pins = declared_pins(route)
+        if route_pins:
+            pins[id(route)] = route_pins
+    if rt.manager is not None:  # a reload while serving: its pins must reach registered versions too
+        check_pins(router.routes, pins, rt.manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in rt.manager.state.registry.names())
+    rt.router, rt.lifecycles, rt.grants, rt.pins = router, lifecycles, grants, pins
 
 
 def reload_handlers(app: web.Application) -> Router:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from aiohttp import web
 
@@ -49,6 +49,7 @@ class Runtime:
     executions: ExecutionRecords | None = None
     status: str = "starting"  # starting | ready | stopping
     grants: dict[int, Grant] = field(default_factory=dict)
+    pins: dict[int, Mapping[str, str]] = field(default_factory=dict)  # id(route) -> its MODULES pins (runtime.http.module_pins)
     # For tests (runtime.testing): what sees every module call first, and module folders not to
     # register because intercept answers for them (simulated modules).
     intercept: Intercept | None = None

@@ -78,7 +78,10 @@ async def _handle(rt: Runtime, request: web.Request, route: Route, params: dict[
     req, res = Request(request, params, rt.ingress.max_body(route)), Response()
     # gctx is shared; these contextvars tell it which request (deadline, secret grants) a call belongs to.
     call_token = request_context.set(
-        CallContext(request_id=lctx.request_id, trace_id=lctx.trace_id, caller=f"handler:{route.pattern}", deadline=time.monotonic() + timeout_ms / 1000)
+        CallContext(
+            request_id=lctx.request_id, trace_id=lctx.trace_id, caller=f"handler:{route.pattern}",
+            deadline=time.monotonic() + timeout_ms / 1000, pins=rt.pins.get(id(route)),  # its MODULES (runtime.http.module_pins)
+        )
     )
     grant = rt.grants[id(route)]
     if grant.names:

@@ -24,6 +24,7 @@ from runtime.http.context import GlobalContext
 from runtime.http.contracts import registered_contracts, start_up_lines
 from runtime.http.executions import FILE as EXECUTIONS_FILE
 from runtime.http.executions import ExecutionRecords
+from runtime.http.module_pins import check_pins
 from runtime.http.pubsub import MemoryBus
 from runtime.http.pubsub_nats import NatsBus
 from runtime.http.ratelimit import SharedRateLimiter
@@ -50,6 +51,9 @@ async def lifespan(app: web.Application):
         manager = ModuleManager(state, egress_hosts=dict(s.egress.hosts), secrets=rt.secrets)
         manager.observer = rt.metrics.module_call
         manager.intercept = rt.intercept
+        registered = set(state.registry.names())
+        # A pin nothing satisfies stops start-up (a simulated module of the testing kit is not registered: not checked).
+        check_pins(rt.router.routes, rt.pins, manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in registered)
         rt.bus = await _bus(s.pubsub)
     except BaseException:
         state.close()
