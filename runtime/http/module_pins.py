@@ -71,7 +71,7 @@ def check_pins(
             if skip(name):
                 continue
             try:
-                found = [r.manifest.version for r in registered(name)]
+                found = [r.manifest.version for r in reversed(registered(name))]  # lowest first, as people list them
             except ModuleNotFound:
                 raise PinError(
                     f"handlers/{route.rel}: MODULES pins {name} to {spec!r}, but no module {name} is registered",
@@ -82,7 +82,7 @@ def check_pins(
                 raise PinError(
                     f"handlers/{route.rel}: MODULES pins {name} to {spec!r}, which none of the registered versions "
                     f"({', '.join(found)}) satisfies",
-                    fix=f"change the constraint in MODULES (e.g. \"^{versions.highest_first(found)[0].split('.')[0]}\"), "
+                    fix=f"change the constraint in MODULES (e.g. \"^{found[-1].split('.')[0]}\"), "
                     f"or register a version of {name} that satisfies {spec!r}: gati module register PATH",
                     file=str(route.file),
                 )
