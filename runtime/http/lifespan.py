@@ -1,6 +1,7 @@
 """Start-up and shutdown of an app: what exists only while it runs.
 
-Start-up registers every module of the project (a broken manifest stops it; handlers whose module
+Start-up registers every module of the project (a broken manifest stops it, and so does a handler's
+MODULES pin that no registered version satisfies, runtime.http.module_pins; handlers whose module
 calls do not fit the modules' schemas are logged, runtime.http.contracts), opens the state
 directory, the module manager, the pub/sub backend and the execution records, builds gctx and
 runs hooks.py's STARTUP functions; only then does /readyz answer 200. Shutdown runs SHUTDOWN in
