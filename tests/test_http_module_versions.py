@@ -5,6 +5,9 @@ by /readyz."""
 import asyncio
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from runtime.http.app import build_app
 
 from runtime.http.module_pins import PinError
 from runtime.http.routing import RouteError
@@ -43,6 +46,15 @@ def project(make_project, handlers=HANDLERS, specs=(("1.0.0", False), ("1.2.0", 
     return root
 
 
+async def start(root):
+    """Build and start the app, closing what was opened when start-up fails (it should)."""
+    client = TestClient(TestServer(build_app(root), host="127.0.0.1"))
+    try:
+        await client.start_server()
+    finally:
+        await client.close()
+
+
 async def message(client, path):
     r = await client.get(path)
     body = await r.json()
@@ -64,7 +76,7 @@ async def test_a_handler_reaches_the_version_its_modules_declaration_pins(make_p
 async def test_a_pin_nothing_satisfies_stops_start_up_naming_the_versions(make_project, serve):
     root = project(make_project, {"p.py": 'MODULES = {"greet": "^3"}\nasync def handler(req, res, gctx, lctx):\n    return {}\n'})
     with pytest.raises(PinError) as err:
-        await serve(root)
+        await start(root)
     assert "MODULES pins greet to '^3'" in str(err.value) and "1.0.0, 1.2.0, 1.3.0, 2.0.0" in str(err.value)
     assert 'e.g. "^2"' in err.value.fix
 
@@ -72,7 +84,7 @@ async def test_a_pin_nothing_satisfies_stops_start_up_naming_the_versions(make_p
 async def test_a_pin_that_is_not_a_constraint_is_refused_with_the_file(make_project, serve):
     root = project(make_project, {"p.py": 'MODULES = {"greet": "one"}\nasync def handler(req, res, gctx, lctx):\n    return {}\n'})
     with pytest.raises(RouteError) as err:
-        await serve(root)
+        await start(root)
     assert "p.py" in str(err.value) and "'one' is not a version constraint" in str(err.value)
 
 

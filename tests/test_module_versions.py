@@ -126,8 +126,19 @@ async def test_a_version_back_in_service_is_picked_again(state, manager, tmp_pat
     register_greets(state, tmp_path, ("1.0.0", False), ("1.1.0", True))
     await answer(manager, "greet@1.1.0")
     await wait_out_of_service(manager, "greet@1.1.0")
-    manager.versions.mark("greet", "1.1.0", True)  # what health.py does after healthy_after passes
+    assert await answer(manager, "greet@^1") == "1.0.0"
+    manager.versions.mark(state.registry.get("greet", "1.1.0"), True)  # what health.py does after healthy_after passes
     assert await answer(manager, "greet@^1") == "1.1.0"
+
+
+async def test_a_version_registered_again_is_back_in_service_until_its_own_checks_fail(state, manager, tmp_path):
+    register_greets(state, tmp_path, ("1.0.0", False), ("1.1.0", True))
+    await answer(manager, "greet@1.1.0")
+    await wait_out_of_service(manager, "greet@1.1.0")
+    register_module(state, greet(tmp_path / "fixed", "1.1.0"))  # the fix, at the same version
+    assert await answer(manager, "greet@1.1.0") == "1.1.0"
+    assert await answer(manager, "greet@^1") == "1.1.0"
+    assert manager.out_of_service() == {}
 
 
 def test_health_and_grants_are_checked_at_parse():

@@ -37,8 +37,8 @@ class _Record:
 
 # (registration) -> None when it passes, raises (any exception) when it fails.
 Check = Callable[[Registration], Awaitable[None]]
-# (name, version, in service?, why) -> None
-Mark = Callable[[str, str, bool, str], None]
+# (registration, in service?, why) -> None
+Mark = Callable[[Registration, bool, str], None]
 
 
 class HealthChecks:
@@ -46,7 +46,7 @@ class HealthChecks:
         self._running = running
         self._check = check
         self._mark = mark
-        self._records: dict[str, _Record] = {}  # "name@version" -> its run of results
+        self._records: dict[tuple, _Record] = {}  # a running registration -> its run of results
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -61,15 +61,17 @@ class HealthChecks:
 
     async def _loop(self) -> None:
         while True:
+            checked = [r for r in self._running() if r.manifest.health is not None]
+            self._records = {_key(r): self._records.get(_key(r)) or _Record() for r in checked}  # retired ones go
             now = time.monotonic()
-            due = [r for r in self._running() if r.manifest.health is not None and self._record(r).due <= now]
+            due = [r for r in checked if self._records[_key(r)].due <= now]
             if due:
                 await asyncio.gather(*(self._one(r) for r in due))
             upcoming = [rec.due for rec in self._records.values()]
             await asyncio.sleep(min([MAX_SLEEP_S] + [max(0.0, d - time.monotonic()) for d in upcoming]))
 
     def _record(self, registration: Registration) -> _Record:
-        return self._records.setdefault(f"{registration.name}@{registration.manifest.version}", _Record())
+        return self._records.setdefault(_key(registration), _Record())
 
     async def _one(self, registration: Registration) -> None:
         health: Health = registration.manifest.health
@@ -85,10 +87,15 @@ class HealthChecks:
             if record.in_service and record.failures >= health.unhealthy_after:
                 record.in_service = False
                 log.warning("module %s@%s is out of service: %d health checks failed in a row (%s)", name, version, record.failures, why)
-                self._mark(name, version, False, why)
+                self._mark(registration, False, why)
             return
         record.failures, record.passes = 0, record.passes + 1
         if not record.in_service and record.passes >= health.healthy_after:
             record.in_service = True
             log.warning("module %s@%s is back in service: %d health checks passed", name, version, record.passes)
-            self._mark(name, version, True, "")
+            self._mark(registration, True, "")
+
+
+def _key(registration: Registration) -> tuple:
+    # A version registered again (fixed) is a new registration: its checks start afresh.
+    return registration.name, registration.manifest.version, registration.registered_at

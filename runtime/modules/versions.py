@@ -24,6 +24,7 @@ class VersionIndex:
         self._by_name: dict[str, tuple[Registration, list[Registration]]] = {}  # name -> (active, every version, highest first)
         self._picks: dict[tuple[str, str], Registration] = {}
         self.out_of_service: dict[str, str] = {}  # "name@version" -> why (the last failed check)
+        self._marked: dict[str, float] = {}  # "name@version" -> registered_at of the registration taken out
 
     def registered(self, name: str) -> list[Registration]:
         """Every registered version of name, highest first (ModuleNotFound when there is none)."""
@@ -37,6 +38,11 @@ class VersionIndex:
         every[active.manifest.version] = active
         ordered = [every[v] for v in versions.highest_first(every)]
         self._by_name[name] = (active, ordered)
+        for version, registration in every.items():
+            key = f"{name}@{version}"
+            if key in self._marked and self._marked[key] != registration.registered_at:
+                del self._marked[key]  # registered again (fixed, we hope): in service until its own checks fail
+                self.out_of_service.pop(key, None)
         self._picks = {k: v for k, v in self._picks.items() if k[0] != name}
         return ordered
 
@@ -81,13 +87,16 @@ class VersionIndex:
             self._picks[key] = serving[0]
         return serving[0]
 
-    def mark(self, name: str, version: str, in_service: bool, why: str = "") -> None:
+    def mark(self, registration: Registration, in_service: bool, why: str = "") -> None:
         """A version's health changed (runtime/modules/health.py): the picks are made again."""
-        key = f"{name}@{version}"
+        name = registration.name
+        key = f"{name}@{registration.manifest.version}"
         if in_service:
             self.out_of_service.pop(key, None)
+            self._marked.pop(key, None)
         else:
             self.out_of_service[key] = why
+            self._marked[key] = registration.registered_at
         self._picks = {k: v for k, v in self._picks.items() if k[0] != name}
 
     def is_active(self, registration: Registration) -> bool:
