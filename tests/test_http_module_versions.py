@@ -3,11 +3,12 @@ satisfies stops start-up; a version out of service is answered 503 when pinned e
 by /readyz."""
 
 import asyncio
+import textwrap
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from runtime.http.app import build_app
+from runtime.http.app import build_app, reload_handlers
 
 from runtime.http.module_pins import PinError
 from runtime.http.routing import RouteError
@@ -112,3 +113,12 @@ async def test_the_active_version_out_of_service_makes_readyz_503(make_project, 
             await asyncio.sleep(0.05)
     body = await r.json()
     assert body["modules"]["greet"] == "down" and "greet@2.0.0" in body["versions"]
+
+
+async def test_a_reload_with_a_pin_nothing_satisfies_keeps_the_old_routes(make_project, serve):
+    root = project(make_project, {"pinned.py": HANDLERS["pinned.py"]})
+    client = await serve(root)
+    (root / "handlers" / "pinned.py").write_text(textwrap.dedent(HANDLERS["pinned.py"]).replace("^1.2", "^5"))
+    with pytest.raises(PinError, match=r"MODULES pins greet to '\^5'"):
+        reload_handlers(client.server.app)
+    assert await message(client, "/pinned") == (200, "1.3.0")  # still served as before
