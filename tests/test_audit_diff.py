@@ -22,8 +22,9 @@ from runtime.core.manifest import (
 )
 from runtime.core.state import StateDir
 from runtime.modules import register_module
-from runtime.reports.diff import diff, resolve
+from runtime.reports.diff import diff, diff_pins, diff_versions, resolve
 from runtime.reports.learn import render
+from tests.versions_support import greet_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "runtime" / "reports" / "probes" / "wasm"
@@ -123,3 +124,45 @@ def test_cli_diff_between_registered_versions(tmp_path, monkeypatch):
     assert same.exit_code == 0 and "no permission changes" in same.output
     missing = runner.invoke(audit_app, ["diff", "probe@9.9.9", "probe", "--project", str(tmp_path)])
     assert missing.exit_code == 1 and "at version 9.9.9" in missing.output
+
+
+def test_cli_diff_between_two_registered_versions_of_greet_names_what_the_new_one_grants(tmp_path, monkeypatch):
+    """The greet sample at 1.0.0 and a 2.0.0 that widens it: added, removed and changed grants, by name@version or constraint."""
+    monkeypatch.delenv("GATI_HOME", raising=False)
+    state = StateDir(tmp_path / ".gati")
+    one = greet_sample(tmp_path / "greet-1", "1.0.0")
+    (one / "data").mkdir()
+    toml = one / "module.toml"
+    toml.write_text(toml.read_text().replace('kv = ["visits"]', 'kv = ["visits"]\nfiles = { "data" = "ro" }\nmodules = ["thumbs@^1"]'))
+    register_module(state, one)
+    two = greet_sample(tmp_path / "greet-2", "2.0.0")
+    (two / "data").mkdir()
+    toml = two / "module.toml"
+    toml.write_text(toml.read_text().replace('kv = ["visits"]', 'egress = ["https://api.example.com:443"]\nfiles = { "data" = "rw" }\nmodules = ["thumbs"]'))
+    register_module(state, two)
+
+    d = diff_versions(state.registry, "greet@1.0.0", "greet@2.0.0")
+    assert [g.line for g in d.added] == [
+        '[capabilities] egress = ["https://api.example.com:443"]',
+        '[capabilities] files = { "data" = "rw" }',
+        '[capabilities] modules = ["thumbs"]',
+    ]
+    assert [g.line for g in d.removed] == ['[capabilities] files = { "data" = "ro" }', '[capabilities] kv = ["visits"]', '[capabilities] modules = ["thumbs@^1"]']
+    assert [(c.old.value, c.new.value, c.wider) for c in d.changed] == [("data", "data", True), ("thumbs@^1", "thumbs", True)]
+    # what `gati versions diff` asks: the modules two pin sets reach
+    [pinned] = diff_pins(state.registry, {"greet": "^1"}, {"greet": None})
+    assert (pinned.old, pinned.new) == ("greet@1.0.0", "greet@2.0.0") and pinned.added == d.added
+    assert diff_pins(state.registry, {"greet": "1"}, {"greet": "~1.0"}) == []
+    state.close()
+
+    runner = CliRunner()
+    table = runner.invoke(audit_app, ["diff", "greet@^1", "greet@2.0.0", "--fail-on-added", "--project", str(tmp_path)])
+    assert table.exit_code == 1, table.output
+    assert "greet@1.0.0 -> greet@2.0.0" in table.output
+    assert '+ [capabilities] egress = ["https://api.example.com:443"]' in table.output
+    assert '- [capabilities] kv = ["visits"]' in table.output
+    assert '~ [capabilities] files = { "data" = "ro" } -> [capabilities] files = { "data" = "rw" } (wider)' in table.output
+    body = json.loads(runner.invoke(audit_app, ["diff", "greet@1.0.0", "greet@2", "--json", "--project", str(tmp_path)]).output)
+    assert body["changed"][1] == {"field": "modules", "old": '[capabilities] modules = ["thumbs@^1"]', "new": '[capabilities] modules = ["thumbs"]', "wider": True}
+    missing = runner.invoke(audit_app, ["diff", "greet@^3", "greet", "--project", str(tmp_path)])
+    assert missing.exit_code == 1 and "no registered version of greet satisfies '^3'" in missing.output and "1.0.0, 2.0.0" in missing.output

@@ -246,3 +246,16 @@ async def test_simulated_module_checks_the_declared_payload_schemas(tmp_path):
     with pytest.raises(BadPayload) as bad_output:
         await sim.call("hello", {"name": "ada"})
     assert bad_output.value.details["direction"] == "output"
+
+
+async def test_a_simulated_module_answers_for_every_version_and_pin_of_it(project):
+    (project / "handlers" / "pinned.py").write_text(
+        'MODULES = {"hello": "^1"}\n\n'
+        "async def handler(req, res, gctx, lctx):\n"
+        '    return {"pinned": await gctx.modules.hello.hello({}), "named": await gctx.modules["hello@1.0.0"].hello({})}\n'
+    )
+    sim = simulate(project / "modules" / "hello", hello={"hi": 1})
+    async with app_client(project, modules=[sim]) as client:
+        resp = await client.get("/pinned")
+        assert resp.status == 200 and await resp.json() == {"pinned": {"hi": 1}, "named": {"hi": 1}}
+    assert len(sim.calls) == 2

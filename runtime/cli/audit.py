@@ -2,7 +2,7 @@
 
     gati audit [MODULE...] [--since 24h] [--until T] [--learn] [--probe] [--cluster]
                [--format table|json|sarif] [--fail-on high|medium|low] [--project DIR]
-    gati audit diff OLD NEW      OLD/NEW: module.toml, a module folder, or name[@version]
+    gati audit diff OLD NEW      OLD/NEW: module.toml, a module folder, or name[@version or @constraint]
     gati audit verify [--expect-head SEQ:HASH] [--cluster]
                                  check the log's chain, macs and head; exit 1 naming the first break
     gati audit head              print the log's signed head (SEQ:HASH), to keep off the machine
@@ -121,7 +121,7 @@ def report(
 @audit_app.command("diff")
 @user_errors
 def diff(
-    old: Annotated[str, typer.Argument(help="module.toml, a module folder, or a registered name[@version].")],
+    old: Annotated[str, typer.Argument(help="module.toml, a module folder, or a registered name[@version or @constraint].")],
     new: Annotated[str, typer.Argument(help="The same forms.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     fail_on_added: Annotated[bool, typer.Option("--fail-on-added", help="Exit 1 when NEW grants anything OLD did not (or widens a limit).")] = False,
@@ -142,6 +142,9 @@ def diff(
             out.print(f"[green]+ {escape(g.line)}[/]\n    {escape(g.sentence)}", highlight=False)
         for g in d.removed:
             out.print(f"[red]- {escape(g.line)}[/]\n    {escape(g.sentence)}", highlight=False)
+        for c in d.changed:
+            how = {True: "wider", False: "narrower", None: "changed: review"}[c.wider]
+            out.print(f"[{'yellow' if c.wider is not False else 'cyan'}]~ {escape(c.old.line)} -> {escape(c.new.line)} ({how})[/]", highlight=False)
         for c in d.limits:
             out.print(f"[{'yellow' if c.wider else 'cyan'}]~ [limits] {c.name}: {c.old} -> {c.new} ({'wider' if c.wider else 'narrower'})[/]", highlight=False)
         if not (d.added or d.removed or d.limits):

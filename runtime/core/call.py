@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 MAX_CALL_DEPTH = 8  # module -> module chains deeper than this are refused (loops)
 
@@ -35,6 +35,9 @@ class CallContext:
     # What the callee continues (a W3CTrace): the request's lctx (read only when a module is called),
     # or the TraceContext of the module call's own span (runtime.modules.manager); None: no trace.
     trace: Any = None
+    # The handler's module version constraints (its MODULES declaration): name -> constraint. A call
+    # to a name without a version of its own goes to the highest version the constraint picks.
+    pins: Mapping[str, str] | None = None
 
     def remaining(self, default: float) -> float:
         """Seconds left before the deadline, capped at default."""
@@ -47,7 +50,8 @@ class CallContext:
         deadline = time.monotonic() + timeout_s
         if self.deadline is not None:
             deadline = min(deadline, self.deadline)
-        return replace(self, caller=caller, deadline=deadline, depth=self.depth + 1)
+        # pins are the handler's: a module's own calls are pinned by its grants, not by who called it.
+        return replace(self, caller=caller, deadline=deadline, depth=self.depth + 1, pins=None)
 
 
 # Set by the request pipeline so that gctx.modules (shared by all requests) knows the current request.

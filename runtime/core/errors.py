@@ -135,3 +135,17 @@ class HandlerTimeout(GatiError):
     code = "handler_timeout"
     http_status = 504
 
+
+
+class VersionNotFound(GatiError):
+    """A version constraint (a handler's pin, `name@^1`, a module grant) that no registered version satisfies."""
+
+    code = "version_not_found"
+    http_status = 500
+
+
+class VersionUnhealthy(GatiError):
+    """An exact pin to a module version its health checks took out of service."""
+
+    code = "version_unhealthy"
+    http_status = 503

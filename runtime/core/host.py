@@ -8,8 +8,9 @@ naming the grant that is missing. What a sandbox is handed at start (`start_envi
 `start_mounts`) and a limit a sandbox enforced (`limit_hit`) are audited the same way.
 
 A Host is handed its collaborators and reaches nothing else: the audit log, the
-environment and secrets it may hand out, the kv stores, the egress resolver and a
-`call_module` callable (the module manager's, which the core does not know).
+environment and secrets it may hand out, the kv stores, the egress resolver, a `call_module`
+callable and the registered versions of a module (both the module manager's, which the core
+does not know).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from runtime.core.call import CallContext
 from runtime.core.capabilities.egress import EgressError, IPAddress, Resolver, Target
 from runtime.core.capabilities.files import FileGrant, PathRefused
 from runtime.core.capabilities.limits import LimitHit
-from runtime.core.capabilities.modules import CallModule
+from runtime.core.capabilities.modules import CallModule, ModuleVersions
 from runtime.core.policy import Decision, Policy
 from runtime.core.errors import CapabilityDenied
 from runtime.core.kv import Entry, KvStore
@@ -53,9 +54,12 @@ class Host:
         kv: KvStore,
         resolver: Resolver,
         call_module: CallModule,
+        module_versions: ModuleVersions | None = None,
     ):
         self.manifest = loaded.manifest
-        self.policy = Policy(loaded, environ=environ, secrets=secrets, kv=kv, resolver=resolver, call_module=call_module)
+        self.policy = Policy(
+            loaded, environ=environ, secrets=secrets, kv=kv, resolver=resolver, call_module=call_module, module_versions=module_versions
+        )
         self.audit = audit
 
     # the one gate ---------------------------------------------------------

@@ -30,6 +30,10 @@ the key, the problem and the fix; nothing else escapes `parse_manifest`. Each
     [limits]
     memory_mb = 64
     timeout_ms = 5000
+
+    [health]                           # optional (runtime/core/health.py)
+    method = "ping"
+    interval_ms = 10000
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ from typing import Any, Literal
 
 import msgspec
 
+from runtime.core import health as health_unit
 from runtime.core import payload_schema
 from runtime.core.capabilities import egress, env, files, kv, modules, secrets
 from runtime.core.capabilities import limits as limits_unit
 from runtime.core.capabilities.egress import ALLOW_ALL
 from runtime.core.capabilities.limits import Limits
 from runtime.core.errors import ManifestError
+from runtime.core.health import Health
 
 KINDS = ("wasm", "oci", "native")
 # Patterns are matched whole (fullmatch) and ASCII only: "greet\n" is not a name.
@@ -100,6 +106,7 @@ class Manifest(_Strict):
     description: str = ""
     capabilities: Capabilities = Capabilities()
     limits: Limits = Limits()
+    health: Health | None = None  # runtime/core/health.py
 
     def method_timeout_ms(self, method: str) -> int:
         m = self.methods.get(method)
@@ -207,7 +214,7 @@ def _struct_for(where: str) -> type[msgspec.Struct] | None:
     section = where.rstrip("`").removeprefix("$").lstrip(".").split(".")[0]
     if not section:
         return Manifest
-    return {"artifact": Artifact, "capabilities": Capabilities, "limits": Limits}.get(section) or (
+    return {"artifact": Artifact, "capabilities": Capabilities, "limits": Limits, "health": Health}.get(section) or (
         Method if section.startswith("methods") else None
     )
 
@@ -264,6 +271,7 @@ def _check_semantics(m: Manifest, file: str) -> None:
     kv.check(caps.kv, file)
     modules.check(caps.modules, file)
     limits_unit.check(m.limits, file)
+    health_unit.check(m.health, m.methods, file)
 
 
 def _check_schema_ref(schema: dict | str | None, file: str, key: str) -> None:

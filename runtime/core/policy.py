@@ -16,7 +16,7 @@ from runtime.core.capabilities.decision import Decision
 from runtime.core.capabilities.env import EnvCapability
 from runtime.core.capabilities.files import FilesCapability, Located
 from runtime.core.capabilities.kv import KvCapability
-from runtime.core.capabilities.modules import CallModule, ModulesCapability
+from runtime.core.capabilities.modules import CallModule, ModulesCapability, ModuleVersions
 from runtime.core.capabilities.secrets import SecretsCapability
 from runtime.core.kv import KvStore
 from runtime.core.manifest import LoadedManifest
@@ -35,6 +35,7 @@ class Policy:
         kv: KvStore | None = None,
         resolver: egress.Resolver | None = None,
         call_module: CallModule | None = None,
+        module_versions: ModuleVersions | None = None,
     ):
         manifest = loaded.manifest  # each unit: its section of the manifest, and its runtime state
         caps = manifest.capabilities
@@ -44,7 +45,7 @@ class Policy:
         self.env_cap = EnvCapability(caps.env, environ, secrets)
         self.secrets_cap = SecretsCapability(caps.secrets, secrets)
         self.kv_cap = KvCapability(caps.kv, kv)
-        self.modules_cap = ModulesCapability(manifest.name, caps.modules, call_module, manifest.limits.timeout_ms / 1000)
+        self.modules_cap = ModulesCapability(manifest.name, caps.modules, call_module, manifest.limits.timeout_ms / 1000, module_versions)
 
     # The decisions, one per question a module can ask (tests weaken them one at a time).
     def egress(self, url: str) -> tuple[Decision, egress.Target | None]:

@@ -26,6 +26,7 @@ from runtime.http.ingress import Ingress
 from runtime.http.lifecycle import Lifecycle
 from runtime.http.lifespan import draining, lifespan
 from runtime.http.metrics import Metrics
+from runtime.http.module_pins import check_pins, declared_pins
 from runtime.http.plan import RoutePlan
 from runtime.http.project import Project, ProjectError, load_project
 from runtime.http.project_hooks import load_project_hooks
@@ -113,7 +114,10 @@ def use_routes(rt: Runtime, router: Router) -> None:
             rate=route.rate_limit or rt.ingress.default_rate,
             caller=f"handler:{route.pattern}",
             fingerprint=HandlerManifest.of(route).fingerprint(),
+            pins=declared_pins(route) or None,
         )
+    if rt.manager is not None:  # a reload while serving: its pins must reach registered versions too
+        check_pins(router.served(), {key: plan.pins for key, plan in plans.items() if plan.pins}, rt.manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in rt.manager.state.registry.names())
     rt.router, rt.plans = router, plans
 
 

@@ -13,8 +13,8 @@ For every module call found in a handler (runtime.http.module_calls):
     a bound or enum the module narrows it by is a warning;
   - output: every answer the output schema allows must fit what the handler reads it as (an
     annotated name, or RESPONSE when the handler returns the answer);
-  - a pinned call (`gctx.modules["greet@1"]`) needs a registered version that the pin names (the
-    version itself or a prefix: "1", "1.2").
+  - a pinned call (`gctx.modules["greet@1"]`) needs a registered version that the pin reaches (a
+    version or a constraint: "1", "1.2", "^1.2"; runtime/core/versions.py).
 What the rules cannot compare (no schema, an unknown payload, JSON Schema a GType cannot say) is
 listed as "unchecked" info, never guessed. `gati contracts check` prints these (exit 1 on errors);
 `gati serve` logs them as warnings at start.
@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from runtime.core import versions as semver  # `versions` names the registered versions here
 from runtime.core.manifest import Manifest
 from runtime.http.gtype import Field, GType, diff
 from runtime.http.gtype_schema import Converted, from_json_schema
@@ -73,7 +74,7 @@ def check_call(handler: str, call: ModuleCall, modules: dict[str, Manifest], ver
     out: list[Finding] = []
     if pin:
         registered = versions.get(name) or [manifest.version]
-        if not any(v == pin or v.startswith(pin + ".") or v.startswith(pin + "-") for v in registered):
+        if semver.pick(registered, pin) is None:
             out.append(finding("error", "version", "", f"pinned to {pin}, but the versions registered are {', '.join(sorted(registered))}"))
     spec = manifest.methods.get(call.method)
     if spec is None:

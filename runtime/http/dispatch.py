@@ -91,6 +91,7 @@ async def _handle(rt: Runtime, request: web.Request, plan: RoutePlan, params: di
     call_token = request_context.set(
         CallContext(
             request_id=lctx.request_id, trace_id=lctx.trace_id, caller=plan.caller, deadline=time.monotonic() + timeout_s,
+            pins=plan.pins,  # its MODULES (runtime.http.module_pins)
             trace=lctx,  # its traceparent, tracestate and baggage, read only when a module is called
         )
     )

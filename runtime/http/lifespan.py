@@ -1,6 +1,7 @@
 """Start-up and shutdown of an app: what exists only while it runs.
 
-Start-up registers every module of the project (a broken manifest stops it; handlers whose module
+Start-up registers every module of the project (a broken manifest stops it, and so does a handler's
+MODULES pin that no registered version satisfies, runtime.http.module_pins; handlers whose module
 calls do not fit the modules' schemas are logged, runtime.http.contracts), opens the state
 directory, the module manager, the pub/sub backend and the execution records, builds gctx and
 runs hooks.py's STARTUP functions; only then does /readyz answer 200. Shutdown runs SHUTDOWN in
@@ -16,15 +17,17 @@ from typing import Any
 
 from aiohttp import web
 
+from runtime.cluster.state import ClusterState
 from runtime.core.audit_key import configured_key
 from runtime.core.secrets import SecretAccess
-from runtime.cluster.state import ClusterState
+from runtime.core.state import StateDir
 from runtime.http.appstate import RUNTIME, STATE
 from runtime.http.context import GlobalContext
-from runtime.http.deadlines import Deadlines
 from runtime.http.contracts import registered_contracts, start_up_lines
+from runtime.http.deadlines import Deadlines
 from runtime.http.executions import FILE as EXECUTIONS_FILE
 from runtime.http.executions import ExecutionRecords
+from runtime.http.module_pins import check_pins
 from runtime.http.pubsub import MemoryBus
 from runtime.http.pubsub_nats import NatsBus
 from runtime.http.ratelimit import SharedRateLimiter
@@ -52,6 +55,9 @@ async def lifespan(app: web.Application):
         manager.observer = rt.metrics.module_call
         manager.tracer = rt.tracer.otel  # a span per module call made under a recording span
         manager.intercept = rt.intercept
+        registered = set(state.registry.names())
+        # A pin nothing satisfies stops start-up (a simulated module of the testing kit is not registered: not checked).
+        check_pins(rt.router.served(), {key: plan.pins for key, plan in rt.plans.items() if plan.pins}, manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in registered)
         rt.bus = await _bus(s.pubsub)
     except BaseException:
         state.close()

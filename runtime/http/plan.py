@@ -8,6 +8,7 @@ limit, the rate limit, the caller name its module calls carry and the manifest's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from runtime.core.secrets import Grant
 from runtime.http.lifecycle import Lifecycle
@@ -25,6 +26,7 @@ class RoutePlan:
     rate: Rate | None  # RATE_LIMIT, else [ingress] rate_limit
     caller: str  # "handler:/route": who the route's module calls come from
     fingerprint: str = ""  # of the route's handler manifest, named in its execution records
+    pins: Mapping[str, str] | None = None  # its MODULES: module name -> version constraint (runtime.http.module_pins)
 
     @property
     def timeout_s(self) -> float:

@@ -52,6 +52,7 @@ from types import ModuleType
 from typing import Any, Callable, NamedTuple
 from urllib.parse import unquote
 
+from runtime.core import versions
 from runtime.core.errors import GatiError
 from runtime.http.auth import AuthRule
 from runtime.http.gtype import GType, GTypeError
@@ -365,9 +366,15 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
     since = getattr(module, "SINCE", "")
     if not isinstance(since, str):
         raise RouteError(file, f"SINCE = {since!r} is not a date string", 'e.g. SINCE = "2026-11-01"')
+    # The modules it calls, by name: MODULES = ["greet", "thumbs@^2"] or {"greet": "^1.2"}; the
+    # version constraints are read and checked by runtime.http.module_pins.
     declared_modules = getattr(module, "MODULES", [])
-    if isinstance(declared_modules, str) or not isinstance(declared_modules, (list, tuple)) or not all(isinstance(m, str) for m in declared_modules):
-        raise RouteError(file, f"MODULES = {declared_modules!r} is not a list of module names", 'e.g. MODULES = ["greet"]')
+    if isinstance(declared_modules, dict) and all(isinstance(m, str) for m in declared_modules):
+        declared_modules = list(declared_modules)
+    elif isinstance(declared_modules, (list, tuple)) and all(isinstance(m, str) for m in declared_modules):
+        declared_modules = [versions.split(m)[0] for m in declared_modules]
+    else:
+        raise RouteError(file, f"MODULES = {declared_modules!r} is neither a list of module names nor a mapping of names to versions", 'e.g. MODULES = ["greet"] or MODULES = {"greet": "^1.2"}')
     rollout = getattr(module, "ROLLOUT", None)
     if rollout is not None and (not isinstance(rollout, int) or isinstance(rollout, bool) or not 0 <= rollout <= 100):
         raise RouteError(file, f"ROLLOUT = {rollout!r} is not a percentage", "e.g. ROLLOUT = 10 (0 to 100: the share of clients)")

@@ -1,7 +1,10 @@
 """The routes every app serves beside its handlers: liveness, readiness, metrics and the OpenAPI document.
 
     [server] health_path  (default /healthz)   200 while the process runs
-    [server] ready_path   (default /readyz)    200 once started and every module and pub/sub is up, else 503
+    [server] ready_path   (default /readyz)    200 once started and every module and pub/sub is up, else 503;
+                                               "versions" lists module versions out of service
+                                               (runtime/modules/health.py); one that is a module's
+                                               active version makes that module "down"
     [server] metrics_path (default /metrics)   Prometheus text format (runtime.http.metrics)
     [server] openapi_path (default /openapi.json)   the routes as OpenAPI 3.1 (runtime.http.openapi)
 
@@ -27,10 +30,17 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
 
     async def ready(request: web.Request) -> web.Response:
         modules = rt.manager.health() if rt.manager else {}
+        out_of_service = rt.manager.out_of_service() if rt.manager else {}
         pubsub = "ok" if rt.bus is not None and rt.bus.healthy() else "down"
         shared = rt.state.health() if rt.state else {}  # cluster mode: {"cluster": "ok" | "down"}
         is_ready = rt.status == "ready" and pubsub == "ok" and "down" not in modules.values() and "down" not in shared.values()
-        body = {"status": rt.status if rt.status != "ready" or is_ready else "degraded", "modules": modules, "pubsub": pubsub, **shared}
+        body = {
+            "status": rt.status if rt.status != "ready" or is_ready else "degraded",
+            "modules": modules,
+            "versions": {v: {"status": "down", "reason": why} for v, why in sorted(out_of_service.items())},
+            "pubsub": pubsub,
+            **shared,
+        }
         return web.json_response(body, status=200 if is_ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:

@@ -2,6 +2,10 @@
 
     await gctx.modules["thumbs"].call("resize", {"width": 640})
     await gctx.modules.thumbs.resize({"width": 640})
+    await gctx.modules["thumbs@2"].resize({})        # a version: 2.x.y, 2.1.0, ^2.1 (runtime/core/versions.py)
+
+A handle is only a name: which version a call reaches is the manager's to resolve, from the
+name's constraint or the handler's MODULES pins carried by the request's CallContext.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class ModuleSet:
         return self[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self._manager.state.registry.names()
+        return name.partition("@")[0] in self._manager.state.registry.names()
 
     def __iter__(self):
         return iter(self._manager.state.registry.names())

@@ -1,7 +1,10 @@
 """The module manager: owns the backends, starts sandboxes, routes every call to a module.
 
 Handlers reach it through gctx.modules (handles.py), modules through their host gate's
-`call_module`, the CLI directly. A call looks the module up in the registry, checks the method is declared, checks the
+`call_module`, the CLI directly. A call names a module (`greet`: its active version, unless the
+handler's MODULES pins it through the CallContext) or a version constraint (`greet@^1`,
+resolved by versions.py, which passes over versions out of service: health.py). A call looks
+the module up in the registry, checks the method is declared, checks the
 payload against the method's input schema (contracts.py), encodes the payload as JSON,
 waits for a slot (bounded concurrency and a bounded queue: past that
 the call is refused as busy, never queued without end), runs it in the module's
@@ -21,6 +24,7 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from opentelemetry import propagate, trace
 
+from runtime.core import versions
 from runtime.core.call import MAX_CALL_DEPTH, CallContext, TraceContext, request_context
 from runtime.core.errors import (
     BadPayload,
@@ -35,6 +39,8 @@ from runtime.core.secrets import Secrets
 from runtime.core.state import StateDir
 from runtime.modules.backends import Backends
 from runtime.modules.contracts import Contracts
+from runtime.modules.health import HealthChecks
+from runtime.modules.versions import VersionIndex
 from sandboxes import Sandbox
 
 # JSON payloads in and out of a module; gRPC's own message limit is 4 MiB, and a WASM module
@@ -122,8 +128,11 @@ class ModuleManager:
         self.environ = dict(os.environ if environ is None else environ)
         self.backends = Backends(state)
         self.contracts = Contracts()  # the methods' declared input/output schemas, checked on every call
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, _Running] = {}  # name -> the sandbox of its active registration
+        self._pinned: dict[str, _Running] = {}  # "name@version" -> a sandbox of another version, reached by a constraint
         self._starting: dict[str, asyncio.Lock] = {}
+        self.versions = VersionIndex(state.registry)
+        self.checks = HealthChecks(self._running_registrations, self._check_health, self.versions.mark)
         self._retiring: set[asyncio.Task] = set()
         # Told of every call: (module, method, outcome "ok" or an error code, seconds). The app records metrics with it.
         self.observer: Callable[[str, str, str, float], None] | None = None
@@ -133,14 +142,22 @@ class ModuleManager:
         self.tracer: trace.Tracer | None = None
 
     def health(self) -> dict[str, str]:
-        """Each registered module: "ok" (started), "down" (its sandbox says it is unhealthy) or "idle" (not started yet)."""
+        """Each registered module: "ok" (started), "down" (its sandbox says it is unhealthy, or its active
+        version's health checks took it out of service) or "idle" (not started yet)."""
         out = {}
         for name in self.state.registry.names():
             running = self._running.get(name)
             out[name] = "idle" if running is None else "ok" if running.sandbox.healthy() else "down"
+            if running is not None and f"{name}@{running.registration.manifest.version}" in self.versions.out_of_service:
+                out[name] = "down"
         return out
 
+    def out_of_service(self) -> dict[str, str]:
+        """Each module version its health checks took out of service ("name@version"), and why."""
+        return dict(self.versions.out_of_service)
+
     async def call(self, module: str, method: str, payload: Any = None, *, ctx: CallContext | None = None) -> Any:
+        """module: a name, or name@constraint (`greet@1`, `greet@1.2.0`, `greet@^1.2`)."""
         if self.tracer is not None and trace.get_current_span().is_recording():
             return await self._traced(module, method, payload, ctx or request_context.get())
         if self.observer is None:
@@ -185,7 +202,7 @@ class ModuleManager:
             outcome = type(err).__name__
             raise
         finally:
-            self.observer(module, method, outcome, time.perf_counter() - start)
+            self.observer(module.partition("@")[0], method, outcome, time.perf_counter() - start)  # metrics by name
 
     async def _call(self, module: str, method: str, payload: Any, ctx: CallContext | None) -> Any:
         ctx = ctx or request_context.get()
@@ -196,7 +213,7 @@ class ModuleManager:
     async def _dispatch(self, module: str, method: str, payload: Any, ctx: CallContext) -> Any:
         if ctx.depth > MAX_CALL_DEPTH:
             raise GatiError(f"module call chain deeper than {MAX_CALL_DEPTH} (a loop?) at {module}.{method}", module=module)
-        registration = self.state.registry.get(module)
+        registration, active = self._registration(module, ctx)
         manifest = registration.manifest
         if method not in manifest.methods:
             raise MethodNotFound(
@@ -217,7 +234,7 @@ class ModuleManager:
                 module=module,
                 method=method,
             )
-        running = await self._running_for(registration)
+        running = await self._running_for(registration, active)
         timeout_s = ctx.remaining(manifest.method_timeout_ms(method) / 1000)
         out = await running.call(method, data, ctx, timeout_s)
         if len(out) > MAX_PAYLOAD_BYTES:
@@ -234,27 +251,68 @@ class ModuleManager:
         self.contracts.check_output(registration, method, result)
         return result
 
-    async def _running_for(self, registration: Registration) -> _Running:
-        """The started sandbox for this exact registration, starting (or restarting) it when needed."""
+    def _registration(self, module: str, ctx: CallContext) -> tuple[Registration, bool]:
+        """The registration a call reaches, and whether it is the name's active one."""
+        if "@" not in module:
+            pins = ctx.pins
+            if not pins or module not in pins:
+                return self.state.registry.get(module), True  # the common call: a name, no pin
+            name, spec = module, pins[module]
+        else:
+            name, spec = versions.split(module)
+        registration = self.versions.resolve(name, spec or "")
+        return registration, self.versions.is_active(registration)
+
+    async def _running_for(self, registration: Registration, active: bool = True) -> _Running:
+        """The started sandbox for this exact registration, starting (or restarting) it when needed.
+
+        The active registration of a name runs in _running[name]; another version reached through a
+        constraint in _pinned["name@version"], beside it."""
         name = registration.name
-        running = self._running.get(name)
+        table, slot = (self._running, name) if active else (self._pinned, f"{name}@{registration.manifest.version}")
+        running = table.get(slot)
         if running is not None and running.registration == registration:
             return running
-        lock = self._starting.setdefault(name, asyncio.Lock())
+        lock = self._starting.setdefault(slot, asyncio.Lock())
         async with lock:
-            running = self._running.get(name)
+            running = table.get(slot)
             if running is not None and running.registration == registration:
                 return running
-            sandbox = self.backends.of(registration.manifest.kind).sandbox(registration, self._host(registration))
-            await sandbox.start()
-            self._running[name] = _Running(registration, sandbox)
+            pinned = self._pinned.get(f"{name}@{registration.manifest.version}") if active else None
+            if pinned is not None and pinned.registration == registration:
+                table[slot] = self._pinned.pop(f"{name}@{registration.manifest.version}")  # a pinned version became the active one
+            else:
+                sandbox = self.backends.of(registration.manifest.kind).sandbox(registration, self._host(registration))
+                await sandbox.start()
+                table[slot] = _Running(registration, sandbox)
+            if registration.manifest.health is not None:
+                self.checks.start()
             if running is not None:
                 # A newer registration replaces the old one (a rebuild, `gati dev`): calls already in the
                 # old sandbox finish there, new ones go to the new sandbox; then the old one is closed.
                 task = asyncio.get_running_loop().create_task(self._retire(running))
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
-            return self._running[name]
+            return table[slot]
+
+    def _running_registrations(self) -> list[Registration]:
+        return [r.registration for r in (*self._running.values(), *self._pinned.values())]
+
+    async def _check_health(self, registration: Registration) -> None:
+        """One health check of a running version (health.py calls it; raises when it fails)."""
+        health = registration.manifest.health
+        name, version = registration.name, registration.manifest.version
+        running = self._running.get(name)
+        if running is None or running.registration != registration:
+            running = self._pinned.get(f"{name}@{version}")
+        if running is None:
+            return  # retired since: nothing to check
+        if health.method is None:
+            if not running.sandbox.healthy():
+                raise GatiError(f"{name}@{version}: its sandbox is not healthy")
+            return
+        ctx = CallContext(request_id="health", caller="health", deadline=time.monotonic() + health.timeout_ms / 1000)
+        await running.call(health.method, _encode(health.payload).encode(), ctx, health.timeout_ms / 1000)
 
     async def _retire(self, running: _Running) -> None:
         timeout_s = running.registration.manifest.limits.timeout_ms / 1000 + BACKSTOP_S
@@ -280,13 +338,16 @@ class ModuleManager:
             kv=self.state.kv,
             resolver=self.resolver,
             call_module=call_module,
+            module_versions=self.versions.version_names,
         )
 
     async def close(self) -> None:
+        await self.checks.close()
         for task in list(self._retiring):
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
-        for running in self._running.values():
+        for running in (*self._running.values(), *self._pinned.values()):
             await running.sandbox.close()
         self._running.clear()
+        self._pinned.clear()
         await self.backends.close()

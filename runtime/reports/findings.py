@@ -126,7 +126,7 @@ def module_findings(reg: Registration, usage: Usage | None, registered: dict[str
 
     own = {(g.field, g.value) for g in grants(m.capabilities)}
     for callee in m.capabilities.modules:
-        other = registered.get(callee)
+        other = registered.get(callee.partition("@")[0])  # a grant may pin a version: greet@^1
         if other is None:
             continue
         wider = [g for g in grants(other.manifest.capabilities) if (g.field, g.value) not in own and g.field != "modules"]

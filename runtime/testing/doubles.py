@@ -43,10 +43,11 @@ class ModuleDoubles:
 
     async def __call__(self, module: str, method: str, payload: Any, ctx: CallContext, proceed: Proceed) -> Any:
         self.calls.append(Call(module, method, payload, ctx.request_id, ctx.caller))
-        sim = self.simulated.get(module)
+        name = module.partition("@")[0]  # a simulation stands in for every version of its module (greet@^1 too)
+        sim = self.simulated.get(name)
         timeout_s = sim.manifest.method_timeout_ms(method) / 1000 if sim and method in sim.manifest.methods else DEFAULT_TIMEOUT_S
         for fault in list(self.faults):
-            if fault.matches(module, method):
+            if fault.matches(name, method):
                 await fault.apply(module, method, timeout_s, ctx)
         if sim is not None:
             return await sim.call(method, payload, ctx)
