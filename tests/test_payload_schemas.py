@@ -15,6 +15,7 @@ from runtime.core.errors import BadPayload, ManifestError
 from runtime.core.manifest import load_manifest, parse_manifest
 from runtime.core.payload_schema import PayloadSchema
 from runtime.modules import register_module
+from runtime.modules.contracts import Contracts
 from runtime.modules.manager import ModuleManager
 from sandboxes.oci import available as oci_unavailable
 
@@ -81,6 +82,21 @@ def test_a_schema_file_is_read_in_and_registered_as_the_schema_itself(tmp_path, 
     (root / "schemas" / "in.json").write_text('{"type": "string"}')  # a later edit does not change the registered contract
     assert state.registry.get("m").manifest.methods["run"].input == {"type": "object", "required": ["n"]}
     assert reg.manifest.methods["run"].input == {"type": "object", "required": ["n"]}
+
+
+def test_each_registration_is_checked_against_its_own_schemas_whichever_was_checked_last(tmp_path, state):
+    # Contracts remembers the last registration it was asked about (by identity): a registration of
+    # the same module with other schemas, and the first one again, must each get their own.
+    root = write_module(tmp_path, "")
+    plain = register_module(state, root)
+    (root / "module.toml").write_text(HEAD.replace('"1.0.0"', '"1.1.0"') + '[methods.run]\ninput = { type = "string" }\n')
+    strict = register_module(state, root)
+    contracts = Contracts()
+    for _ in range(2):
+        contracts.check_input(plain, "run", 7)
+        with pytest.raises(BadPayload, match="expected string"):
+            contracts.check_input(strict, "run", 7)
+    contracts.check_input(plain, "run", 7)
 
 
 @pytest.mark.parametrize(
