@@ -83,7 +83,7 @@ class Access:
         given = request.query.get("token")
         if self.token is None or given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
             return None
-        resp = web.HTTPSeeOther(f"{self.base}/")
+        resp = web.Response(status=303, headers={"Location": f"{self.base}/"})
         resp.set_cookie(COOKIE, given, path=self.base, httponly=True, samesite="Strict")
         return resp
 

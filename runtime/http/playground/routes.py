@@ -81,9 +81,6 @@ class Playground:
     # views ---------------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.StreamResponse:
-        entered = self.access.enter(request)
-        if entered is not None:
-            return entered
         html = (STATIC / "index.html").read_text().replace("{{BASE}}", self.base)
         return web.Response(text=html, content_type="text/html", headers=_NO_STORE)
 
@@ -207,6 +204,9 @@ def add_playground(app: web.Application, rt: Runtime, listen_host: str) -> Playg
 
     def guarded(view):
         async def run(request: web.Request) -> web.StreamResponse:
+            entered = play.access.enter(request)  # ?token= on any page: into the cookie, out of the address
+            if entered is not None:
+                return entered
             refused = play.access.refused(request)
             if refused is not None:
                 return refused

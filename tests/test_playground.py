@@ -1,0 +1,198 @@
+"""The playground's API over a real server: access, the lists, timelines, replay and diff, debug gates."""
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from runtime.http.app import build_app
+from runtime.http.project import ProjectError
+from tests.playground_support import write_project
+
+P = "/_gati/playground"
+CHANGE = {"X-Gati-Playground": "1"}
+
+
+@pytest.fixture
+def root(tmp_path, gati_home):
+    return write_project(tmp_path / "app", "[playground]\nenabled = true\n")
+
+
+@pytest.fixture
+async def client(root):
+    client = TestClient(TestServer(build_app(root), host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def api(client, method, path, **kw):
+    r = await client.request(method, P + "/api" + path, headers={**CHANGE, **kw.pop("headers", {})}, **kw)
+    body = await r.json()
+    assert r.status < 300, body
+    return body
+
+
+async def test_the_page_and_its_files_are_served_from_the_package(client):
+    r = await client.get(P + "/")
+    assert r.status == 200 and f'src="{P}/static/playground.js"' in await r.text()
+    for name in ("playground.js", "playground.css"):
+        assert (await client.get(f"{P}/static/{name}")).status == 200
+    assert (await client.get(f"{P}/static/../gates.py")).status == 404
+
+
+async def test_routes_and_modules(client):
+    routes = await api(client, "GET", "/routes")
+    visit = next(r for r in routes if r["route"] == "/visit")
+    assert visit["versions"] == ["1"] and visit["hooks"] == ["load_user", "handler", "audit_trail"]
+    assert [c["method"] for c in visit["manifests"]["1"]["modules"]] == ["count", "hello"]
+    await client.get("/visit")  # the module does something the audit sees
+    (greet,) = await api(client, "GET", "/modules")
+    assert greet["name"] == "greet" and greet["kind"] == "wasm" and greet["limits"]["memory_mb"] == 16
+    assert any("visits" in line for line in greet["may"])
+    assert sorted((d["capability"], d["target"]) for d in greet["did"]) == [("kv.read", "visits"), ("kv.write", "visits")]
+
+
+async def test_a_request_appears_live_with_its_timeline(client):
+    events = await client.get(P + "/api/events")
+    assert await events.content.readline() == b": connected\n"
+    assert await events.content.readline() == b"\n"
+    r = await client.post("/visit?user=ada", json={"name": "bob"})
+    rid = r.headers["X-Request-Id"]
+    lines = []
+    while not lines or lines[-1] != b"\n":
+        lines.append(await asyncio.wait_for(events.content.readline(), 30))
+    assert lines[0] == b"event: request\n" and rid.encode() in lines[1]
+    events.close()
+    assert (await api(client, "GET", "/requests"))[0]["id"] == rid
+    one = await api(client, "GET", f"/requests/{rid}")
+    labels = [(row["kind"], row["label"]) for row in one["timeline"]]
+    assert ("hook", "hook before:load_user") in labels and ("handler", "handler") in labels
+    assert ("module", "module greet.count") in labels and ("hook", "hook after:audit_trail") in labels
+    assert ("capability", "capability greet kv.read visits") in labels  # from the audit log, by request id
+    modules = [row for row in one["timeline"] if row["kind"] == "module"]
+    assert modules[1]["detail"]["payload"] == {"name": "bob"} and modules[1]["detail"]["answer"] == {"message": "hello, bob"}
+
+
+async def test_replay_real_and_recorded_and_their_diffs(client):
+    original = (await client.post("/visit?user=ada", json={"name": "bob"})).headers["X-Request-Id"]
+
+    real = await api(client, "POST", "/replay", json={"id": original, "mode": "real"})
+    assert real["status"] == 200 and real["id"] != original
+    d = await api(client, "GET", f"/diff?a={original}&b={real['id']}")
+    assert not d["answer"]["same"]  # the module ran again: one visit more
+    assert '-  "visits": 1' in d["answer"]["lines"] and '+  "visits": 2' in d["answer"]["lines"]
+    assert d["b"]["replay_of"] == original and d["b"]["replay_mode"] == "real"
+    # count answered differently (side by side on one row); hello alike
+    assert [(r["same"], r["a"]["answer"], r["b"]["answer"]) for r in d["calls"]] == [
+        (False, {"visits": 1}, {"visits": 2}), (True, {"message": "hello, bob"}, {"message": "hello, bob"})
+    ]
+
+    recorded = await api(client, "POST", "/replay", json={"id": original, "mode": "recorded"})
+    d = await api(client, "GET", f"/diff?a={original}&b={recorded['id']}")
+    assert d["answer"]["same"] and d["answer"]["lines"] == []
+    replayed = (await api(client, "GET", f"/requests/{recorded['id']}"))["snapshot"]
+    assert [c["answered"] for c in replayed["calls"]] == ["recorded", "recorded"]
+    # the module did not run: the next real visit is the third
+    assert (await (await client.get("/visit")).json())["visits"] == 3
+
+
+async def test_a_recorded_replay_refuses_a_call_the_original_did_not_make(client, root):
+    original = (await client.get("/visit")).headers["X-Request-Id"]
+    rt = client.server.app
+    from runtime.http.appstate import RUNTIME
+
+    snapshot = rt[RUNTIME].recorder.store.get(original)
+    snapshot["calls"] = snapshot["calls"][:1]  # as if the original called only count
+    flag = rt[RUNTIME].recorder.replay(snapshot, "recorded")
+    r = await client.get("/visit", headers={"X-Gati-Flags": flag})
+    assert r.status == 502 and (await r.json())["error"]["code"] == "no_recorded_answer"
+
+
+async def test_replay_refuses_unknown_versions_and_cut_bodies(tmp_path, gati_home):
+    root = write_project(tmp_path / "app", "[playground]\nenabled = true\n[audit]\nsnapshot_body_bytes = 4\n")
+    async with TestClient(TestServer(build_app(root), host="127.0.0.1")) as client:
+        rid = (await client.post("/visit", json={"name": "bob"})).headers["X-Request-Id"]
+        r = await client.post(P + "/api/replay", json={"id": rid, "version": "9"}, headers=CHANGE)
+        assert r.status == 404 and "no live version" in (await r.json())["error"]["message"]
+        r = await client.post(P + "/api/replay", json={"id": rid}, headers=CHANGE)
+        assert r.status == 400 and (await r.json())["error"]["code"] == "replay_refused"
+
+
+async def test_a_gate_pauses_a_request_whose_state_is_edited_then_resumed(client):
+    await api(client, "POST", "/gates", json={"route": "/visit", "when": "after", "hook": "load_user"})
+    waiting = asyncio.ensure_future(client.get("/visit?user=ada"))
+    paused = await until(client, lambda g: g["paused"])
+    (p,) = paused
+    assert (p["when"], p["hook"], p["state"]) == ("after", "load_user", {"user": "ada"})
+    assert not waiting.done()
+    await api(client, "PUT", f"/paused/{p['id']}/state", json={"user": "grace", "flag": "set in the playground"})
+    await api(client, "POST", f"/paused/{p['id']}/resume")
+    body = await (await waiting).json()
+    assert (body["user"], body["flag"]) == ("grace", "set in the playground")
+    one = await api(client, "GET", f"/requests/{p['id']}")
+    assert [r["label"] for r in one["timeline"] if r["kind"] == "gate"] == ["gate:paused", "gate:state", "gate:resumed"]
+
+
+async def test_a_gated_request_can_be_failed_and_a_removed_gate_lets_requests_go(client):
+    gate = await api(client, "POST", "/gates", json={"route": "/visit", "when": "before", "hook": "handler"})
+    waiting = asyncio.ensure_future(client.get("/visit"))
+    (p,) = await until(client, lambda g: g["paused"])
+    await api(client, "POST", f"/paused/{p['id']}/fail", json={"status": 503, "message": "stopped by hand"})
+    r = await waiting
+    assert r.status == 503 and (await r.json())["error"]["code"] == "failed_at_gate"
+
+    waiting = asyncio.ensure_future(client.get("/visit"))
+    await until(client, lambda g: g["paused"])
+    await api(client, "DELETE", f"/gates/{gate['id']}")
+    assert (await waiting).status == 200
+    assert (await api(client, "GET", "/gates")) == {"gates": [], "paused": []}
+
+
+async def test_a_gate_names_a_hook_the_route_runs(client):
+    r = await client.post(P + "/api/gates", json={"route": "/visit", "when": "before", "hook": "nope"}, headers=CHANGE)
+    assert r.status == 400 and "load_user, handler, audit_trail" in (await r.json())["error"]["fix"]
+
+
+async def test_changes_need_the_playground_header_and_a_loopback_host(client):
+    r = await client.post(P + "/api/gates", json={"route": "/visit", "hook": "handler"})
+    assert r.status == 403 and "X-Gati-Playground" in (await r.json())["error"]["message"]
+    r = await client.get(P + "/api/requests", headers={"Host": "evil.example:8080"})  # DNS rebinding
+    assert r.status == 403
+
+
+def test_beyond_loopback_the_playground_needs_its_token(root, monkeypatch):
+    with pytest.raises(ProjectError) as caught:
+        build_app(root, host="0.0.0.0")
+    assert "playground_token" in str(caught.value) and "GATI_SECRET_PLAYGROUND_TOKEN" in caught.value.fix
+
+
+async def test_the_token_opens_the_playground(root, monkeypatch):
+    token = "t" * 24
+    monkeypatch.setenv("GATI_SECRET_PLAYGROUND_TOKEN", token)
+    async with TestClient(TestServer(build_app(root, host="0.0.0.0"), host="127.0.0.1")) as client:
+        assert (await client.get(P + "/api/routes")).status == 401
+        assert (await client.get(P + "/api/routes", headers={"Authorization": "Bearer wrong"})).status == 401
+        assert (await client.get(P + "/api/routes", headers={"Authorization": f"Bearer {token}"})).status == 200
+        r = await client.get(f"{P}/?token={token}", allow_redirects=False)
+        assert r.status == 303 and r.headers["Location"] == f"{P}/" and "HttpOnly" in r.headers["Set-Cookie"]
+        assert (await client.get(P + "/api/routes")).status == 200  # the cookie now
+
+
+async def test_without_the_playground_there_is_no_gate_and_no_route(tmp_path, gati_home, serve):
+    client = await serve(write_project(tmp_path / "app"))
+    assert (await client.get(P + "/")).status == 404
+    from runtime.http.appstate import RUNTIME
+
+    rt = client.server.app[RUNTIME]
+    assert rt.gates is None and all(lc.gates is None for lc in rt.lifecycles.values())
+
+
+async def until(client, pick):
+    """Poll the gates until pick(gates) is truthy (bounded)."""
+    for _ in range(600):
+        found = pick(await api(client, "GET", "/gates"))
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("nothing waited at the gate")
