@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from runtime.http.app import build_app
 from runtime.http.project import ProjectError
-from tests.playground_support import write_project
+from playground_support import write_project
 
 P = "/_gati/playground"
 CHANGE = {"X-Gati-Playground": "1"}
@@ -196,3 +196,15 @@ async def until(client, pick):
             return found
         await asyncio.sleep(0.05)
     raise AssertionError("nothing waited at the gate")
+
+
+def test_serve_refuses_an_open_playground_without_a_token_and_more_than_one_worker(root, monkeypatch):
+    from typer.testing import CliRunner
+
+    from runtime.cli.main import app
+
+    monkeypatch.delenv("GATI_SECRET_PLAYGROUND_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve", str(root), "--host", "0.0.0.0", "--port", "18099", "--workers", "1"])
+    assert result.exit_code == 1 and "needs the secret 'playground_token'" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["serve", str(root), "--port", "18099", "--workers", "2"])
+    assert result.exit_code == 1 and "needs one serving process" in result.output

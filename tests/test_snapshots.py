@@ -12,7 +12,7 @@ from runtime.http.app import build_app
 from runtime.http.appstate import RUNTIME
 from runtime.http.redact import REDACTED
 from runtime.http.snapshot_store import SnapshotStore
-from tests.playground_support import write_project
+from playground_support import write_project
 
 SNAPSHOTS = """
 [audit]

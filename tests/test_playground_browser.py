@@ -1,0 +1,172 @@
+"""The playground in a real browser: headless Chromium (Debian's chromium and chromium-driver) driven
+by selenium against `gati dev` serving a project with a real WASM module.
+
+On failure each test writes a screenshot to build/test-screenshots/<test>.png. With
+GATI_DOC_SCREENSHOTS=1 the tests also take docs/playground.md's pictures into docs/img/.
+"""
+
+import json
+import os
+import shutil
+import socket
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playground_support import write_project
+from serving_support import Server
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+WAIT_S = 90  # bound of every wait: generous, the machine may be busy
+SHOTS = ROOT / "build" / "test-screenshots"
+DOCS = ROOT / "docs" / "img"
+
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    root = write_project(tmp_path_factory.mktemp("browser") / "app")
+    port = free_port()
+    server = Server("dev", root, "--port", port, cwd=root)
+    try:
+        server.wait_for("the playground is on")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    # No skip: on a machine without them this must fail, not pass quietly
+    assert shutil.which(CHROMIUM) and shutil.which(DRIVER), "needs Debian's chromium and chromium-driver: run scripts/install-system-deps.sh"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(options=options, service=Service(DRIVER))
+    browser.set_page_load_timeout(WAIT_S)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def page(driver, app, request):
+    """The playground open in the browser; a screenshot of it when the test fails."""
+    driver.get(app + "/_gati/playground/")
+    wait(driver).until(EC.text_to_be_present_in_element((By.ID, "live"), "live"))
+    yield driver
+    report = getattr(request.node, "report_call", None)  # tests/conftest.py keeps it
+    if report is not None and report.failed:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{request.node.name}.png"
+        driver.save_screenshot(str(path))
+        print(f"screenshot of the failure: {path}")
+
+
+def wait(driver):
+    return WebDriverWait(driver, WAIT_S)
+
+
+def doc_shot(driver, name: str) -> None:
+    if os.environ.get("GATI_DOC_SCREENSHOTS"):
+        DOCS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(DOCS / name))
+
+
+def send(app: str, path: str, body=None) -> tuple[str, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(app + path, data=data, method="POST" if data else "GET", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=WAIT_S) as resp:
+        return resp.headers["X-Request-Id"], json.loads(resp.read())
+
+
+def test_a_request_appears_live_and_opens_to_its_timeline(page, app):
+    rid, _ = send(app, "/visit?user=ada", {"name": "bob"})
+    row = wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#request-list li[data-id="{rid}"] .path')))
+    row.click()
+    wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'table.timeline tr[data-label="module greet.count"]')))
+    labels = [tr.get_attribute("data-label") for tr in page.find_elements(By.CSS_SELECTOR, "table.timeline tr[data-label]")]
+    assert labels.index("hook before:load_user") < labels.index("handler") < labels.index("hook after:audit_trail")
+    assert "capability greet kv.read visits" in labels and "module greet.hello" in labels
+    assert '"message":"hello, bob"' in page.find_element(By.ID, "answer").text
+    doc_shot(page, "playground-timeline.png")
+
+
+def test_a_replay_shows_its_diff(page, app):
+    rid, _ = send(app, "/visit?user=ada", {"name": "bob"})
+    wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#request-list li[data-id="{rid}"] .path'))).click()
+    Select(wait(page).until(EC.presence_of_element_located((By.ID, "replay-mode")))).select_by_value("real")
+    page.find_element(By.ID, "replay-btn").click()
+    verdict = wait(page).until(EC.presence_of_element_located((By.ID, "diff-verdict")))
+    assert verdict.text == "the answers differ"  # the module ran again: one visit more
+    udiff = page.find_element(By.CSS_SELECTOR, ".udiff").text
+    assert '"visits":' in udiff and "+" in udiff
+    doc_shot(page, "playground-diff.png")
+
+    wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#request-list li[data-id="{rid}"] .path'))).click()
+    Select(wait(page).until(EC.presence_of_element_located((By.ID, "replay-mode")))).select_by_value("recorded")
+    page.find_element(By.ID, "replay-btn").click()
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "diff-verdict"), "same answer"))
+
+
+def test_a_gate_holds_a_request_until_resumed(page, app):
+    page.find_element(By.ID, "tab-gates").click()
+    wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, '#gate-route option[value="/visit"]')))
+    Select(page.find_element(By.ID, "gate-route")).select_by_value("/visit")
+    Select(page.find_element(By.ID, "gate-when")).select_by_visible_text("after")
+    Select(page.find_element(By.ID, "gate-hook")).select_by_value("load_user")
+    page.find_element(By.ID, "gate-set").click()
+    wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#gates li")))
+
+    answer: dict = {}
+    client = threading.Thread(target=lambda: answer.update(send(app, "/visit?user=ada")[1]), daemon=True)
+    client.start()
+    waiting = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#paused li")))
+    state = waiting.find_element(By.CSS_SELECTOR, "textarea.state")
+    assert json.loads(state.get_attribute("value")) == {"user": "ada"}
+    assert client.is_alive()  # the request waits at the gate
+    state.clear()
+    state.send_keys('{"user": "grace", "flag": "edited in the browser"}')
+    waiting.find_element(By.CSS_SELECTOR, ".save-state").click()
+    wait(page).until(lambda d: _paused_state(d) == {"user": "grace", "flag": "edited in the browser"})
+    doc_shot(page, "playground-gate.png")
+    waiting.find_element(By.CSS_SELECTOR, ".resume").click()
+    client.join(WAIT_S)
+    assert (answer["user"], answer["flag"]) == ("grace", "edited in the browser")
+    page.find_element(By.CSS_SELECTOR, "#gates li .remove").click()
+    wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#gates li"))
+
+
+def test_routes_and_modules_views(page, app):
+    send(app, "/visit")
+    page.find_element(By.ID, "tab-routes").click()
+    route = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, '.route[data-route="/visit"]')))
+    assert "load_user → handler → audit_trail" in route.text
+    doc_shot(page, "playground-routes.png")
+    page.find_element(By.ID, "tab-modules").click()
+    module = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, '.module[data-module="greet"]')))
+    assert "kv.read visits" in module.find_element(By.CSS_SELECTOR, "ul.did").get_attribute("textContent")
+    doc_shot(page, "playground-modules.png")
+
+
+def _paused_state(driver) -> dict | None:
+    """The waiting request's state as the server now holds it (the page reloads it on every change)."""
+    with urllib.request.urlopen(driver.current_url.split("/_gati")[0] + "/_gati/playground/api/gates", timeout=WAIT_S) as resp:
+        paused = json.loads(resp.read())["paused"]
+    return paused[0]["state"] if paused else None
