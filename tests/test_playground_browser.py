@@ -18,6 +18,7 @@ from playground_support import write_project
 from serving_support import Server
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -71,6 +72,7 @@ def page(driver, app, request):
     driver.get(app + "/_gati/playground/")
     wait(driver).until(EC.text_to_be_present_in_element((By.ID, "live"), "live"))
     yield driver
+    _remove_gates(app)  # a gate left by a failed test would hold the next tests' requests
     report = getattr(request.node, "report_call", None)  # tests/conftest.py keeps it
     if report is not None and report.failed:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -137,19 +139,18 @@ def test_a_gate_holds_a_request_until_resumed(page, app):
     answer: dict = {}
     client = threading.Thread(target=lambda: answer.update(send(app, "/visit?user=ada")[1]), daemon=True)
     client.start()
-    waiting = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#paused li")))
-    state = waiting.find_element(By.CSS_SELECTOR, "textarea.state")
+    state = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#paused li textarea.state")))
     assert json.loads(state.get_attribute("value")) == {"user": "ada"}
     assert client.is_alive()  # the request waits at the gate
     state.clear()
     state.send_keys('{"user": "grace", "flag": "edited in the browser"}')
-    waiting.find_element(By.CSS_SELECTOR, ".save-state").click()
-    wait(page).until(lambda d: _paused_state(d) == {"user": "grace", "flag": "edited in the browser"})
+    wait(page).until(lambda d: _click(d, "#paused li .save-state"))
+    wait(page).until(lambda d: _paused_state(app) == {"user": "grace", "flag": "edited in the browser"})
     doc_shot(page, "playground-gate.png")
-    waiting.find_element(By.CSS_SELECTOR, ".resume").click()
+    wait(page).until(lambda d: _click(d, "#paused li .resume"))
     client.join(WAIT_S)
     assert (answer["user"], answer["flag"]) == ("grace", "edited in the browser")
-    page.find_element(By.CSS_SELECTOR, "#gates li .remove").click()
+    wait(page).until(lambda d: _click(d, "#gates li .remove"))
     wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#gates li"))
 
 
@@ -165,8 +166,27 @@ def test_routes_and_modules_views(page, app):
     doc_shot(page, "playground-modules.png")
 
 
-def _paused_state(driver) -> dict | None:
-    """The waiting request's state as the server now holds it (the page reloads it on every change)."""
-    with urllib.request.urlopen(driver.current_url.split("/_gati")[0] + "/_gati/playground/api/gates", timeout=WAIT_S) as resp:
-        paused = json.loads(resp.read())["paused"]
+def _click(driver, selector: str) -> bool:
+    """Click it; False (try again) when the page re-drew it in between (it follows the live feed)."""
+    try:
+        driver.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+    except (StaleElementReferenceException, NoSuchElementException):
+        return False
+
+
+def _gates(app: str) -> dict:
+    with urllib.request.urlopen(app + "/_gati/playground/api/gates", timeout=WAIT_S) as resp:
+        return json.loads(resp.read())
+
+
+def _paused_state(app: str) -> dict | None:
+    """The waiting request's state as the server now holds it."""
+    paused = _gates(app)["paused"]
     return paused[0]["state"] if paused else None
+
+
+def _remove_gates(app: str) -> None:
+    for gate in _gates(app)["gates"]:
+        req = urllib.request.Request(f"{app}/_gati/playground/api/gates/{gate['id']}", method="DELETE", headers={"X-Gati-Playground": "1"})
+        urllib.request.urlopen(req, timeout=WAIT_S).close()

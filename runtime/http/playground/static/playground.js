@@ -211,9 +211,16 @@ $("#gate-form").addEventListener("submit", async (e) => {
 async function loadGates() {
   if (!state.routes.length) await loadRoutes();
   const g = await api("/gates");
-  $("#gates").replaceChildren(...g.gates.map((x) => el("li", { "data-gate": x.id },
-    `${x.route}: ${x.when} ${x.hook} `, el("button", { class: "remove", onclick: async () => { await api("/gates/" + x.id, { method: "DELETE" }); loadGates(); } }, "Remove"))));
-  $("#paused").replaceChildren(...g.paused.map(pausedItem));
+  const shown = [...$("#gates").children].map((li) => li.dataset.gate).join();
+  if (shown !== g.gates.map((x) => x.id).join()) {  // rebuilt only when the gates changed: a button under the pointer stays
+    $("#gates").replaceChildren(...g.gates.map((x) => el("li", { "data-gate": x.id },
+      `${x.route}: ${x.when} ${x.hook} `, el("button", { class: "remove", onclick: async () => { await api("/gates/" + x.id, { method: "DELETE" }); loadGates(); } }, "Remove"))));
+  }
+  // Keep the items already shown: a person may be editing one's state while another request arrives.
+  const list = $("#paused");
+  const ids = new Set(g.paused.map((p) => p.id));
+  for (const li of [...list.children]) if (!ids.has(li.dataset.id)) li.remove();
+  for (const p of g.paused) if (!list.querySelector(`li[data-id="${p.id}"]`)) list.append(pausedItem(p));
   $("#paused-count").textContent = g.paused.length ? `(${g.paused.length} waiting)` : "";
 }
 
