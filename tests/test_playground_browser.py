@@ -100,8 +100,7 @@ def send(app: str, path: str, body=None) -> tuple[str, dict]:
 
 def test_a_request_appears_live_and_opens_to_its_timeline(page, app):
     rid, _ = send(app, "/visit?user=ada", {"name": "bob"})
-    row = wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#request-list li[data-id="{rid}"] .path')))
-    row.click()
+    wait(page).until(lambda d: _click(d, f'#request-list li[data-id="{rid}"] .path'))
     wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'table.timeline tr[data-label="module greet.count"]')))
     labels = [tr.get_attribute("data-label") for tr in page.find_elements(By.CSS_SELECTOR, "table.timeline tr[data-label]")]
     assert labels.index("hook before:load_user") < labels.index("handler") < labels.index("hook after:audit_trail")
@@ -112,7 +111,7 @@ def test_a_request_appears_live_and_opens_to_its_timeline(page, app):
 
 def test_a_replay_shows_its_diff(page, app):
     rid, _ = send(app, "/visit?user=ada", {"name": "bob"})
-    wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#request-list li[data-id="{rid}"] .path'))).click()
+    wait(page).until(lambda d: _click(d, f'#request-list li[data-id="{rid}"] .path'))
     Select(wait(page).until(EC.presence_of_element_located((By.ID, "replay-mode")))).select_by_value("real")
     page.find_element(By.ID, "replay-btn").click()
     verdict = wait(page).until(EC.presence_of_element_located((By.ID, "diff-verdict")))
@@ -121,7 +120,7 @@ def test_a_replay_shows_its_diff(page, app):
     assert '"visits":' in udiff and "+" in udiff
     doc_shot(page, "playground-diff.png")
 
-    wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#request-list li[data-id="{rid}"] .path'))).click()
+    wait(page).until(lambda d: _click(d, f'#request-list li[data-id="{rid}"] .path'))
     Select(wait(page).until(EC.presence_of_element_located((By.ID, "replay-mode")))).select_by_value("recorded")
     page.find_element(By.ID, "replay-btn").click()
     wait(page).until(EC.text_to_be_present_in_element((By.ID, "diff-verdict"), "same answer"))
@@ -157,13 +156,19 @@ def test_a_gate_holds_a_request_until_resumed(page, app):
 def test_routes_and_modules_views(page, app):
     send(app, "/visit")
     page.find_element(By.ID, "tab-routes").click()
-    route = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, '.route[data-route="/visit"]')))
-    assert "load_user → handler → audit_trail" in route.text
+    wait(page).until(lambda d: "load_user → handler → audit_trail" in _text(d, '.route[data-route="/visit"]'))
     doc_shot(page, "playground-routes.png")
     page.find_element(By.ID, "tab-modules").click()
-    module = wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, '.module[data-module="greet"]')))
-    assert "kv.read visits" in module.find_element(By.CSS_SELECTOR, "ul.did").get_attribute("textContent")
+    wait(page).until(lambda d: "kv.read visits" in _text(d, '.module[data-module="greet"] ul.did'))
     doc_shot(page, "playground-modules.png")
+
+
+def _text(driver, selector: str) -> str:
+    """Its text ("" while absent, or re-drawn under us: the views reload as they are opened)."""
+    try:
+        return driver.find_element(By.CSS_SELECTOR, selector).get_attribute("textContent")
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
 
 
 def _click(driver, selector: str) -> bool:
