@@ -1,6 +1,8 @@
 """The playground's API over a real server: access, the lists, timelines, replay and diff, debug gates."""
 
 import asyncio
+import socket
+import urllib.request
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -107,6 +109,9 @@ async def test_a_recorded_replay_refuses_a_call_the_original_did_not_make(client
     flag = rt[RUNTIME].recorder.replay(snapshot, "recorded")
     r = await client.get("/visit", headers={"X-Gati-Flags": flag})
     assert r.status == 502 and (await r.json())["error"]["code"] == "no_recorded_answer"
+    # a token serves one request: sent again, the flag is just a flag and the modules run
+    r = await client.get("/visit", headers={"X-Gati-Flags": flag})
+    assert r.status == 200 and rt[RUNTIME].recorder.store.get(r.headers["X-Request-Id"])["replay_of"] is None
 
 
 async def test_replay_refuses_unknown_versions_and_cut_bodies(tmp_path, gati_home):
@@ -196,6 +201,25 @@ async def until(client, pick):
             return found
         await asyncio.sleep(0.05)
     raise AssertionError("nothing waited at the gate")
+
+
+def test_gati_serve_serves_the_playground_when_enabled(root):
+    from serving_support import Server
+
+    port = free_port()
+    server = Server("serve", root, "--port", port, cwd=root)
+    try:
+        server.wait_for(f"the playground is on http://127.0.0.1:{port}/_gati/playground/")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{P}/", timeout=60) as resp:
+            assert resp.status == 200 and b"gati playground" in resp.read()
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_serve_refuses_an_open_playground_without_a_token_and_more_than_one_worker(root, monkeypatch):

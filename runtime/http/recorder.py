@@ -107,10 +107,12 @@ class Recorder:
         self.replays[token] = Replay(snapshot["id"], mode, list(snapshot.get("calls") or ()))
         return REPLAY_FLAG + token
 
-    def _replay_of(self, lctx: LocalContext) -> Replay | None:
+    def _replay_of(self, lctx: LocalContext, *, done: bool = False) -> Replay | None:
+        """The replay this request is (done: and forget it: a token serves one request)."""
         for flag in lctx.flags:  # almost always empty
             if flag.startswith(REPLAY_FLAG):
-                return self.replays.get(flag[len(REPLAY_FLAG):])
+                token = flag[len(REPLAY_FLAG):]
+                return self.replays.pop(token, None) if done else self.replays.get(token)
         return None
 
     # module calls -------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class Recorder:
             log.exception("snapshot of request %s failed", lctx.request_id)
 
     def _finish(self, request: web.Request, route: Route, lctx: LocalContext, resp: web.StreamResponse, seconds: float) -> None:
-        replay = self._replay_of(lctx) if lctx.flags else None
+        replay = self._replay_of(lctx, done=True) if lctx.flags else None
         body = request._read_bytes  # what aiohttp's read() returned; runtime.http.request reads through it
         snapshot = {
             "id": lctx.request_id,
