@@ -139,6 +139,29 @@ async def test_a_gate_pauses_a_request_whose_state_is_edited_then_resumed(client
     assert [r["label"] for r in one["timeline"] if r["kind"] == "gate"] == ["gate:paused", "gate:state", "gate:resumed"]
 
 
+async def test_an_edit_keeps_what_it_did_not_change_even_when_it_is_not_json(tmp_path, gati_home):
+    root = write_project(tmp_path / "app", "[playground]\nenabled = true\n")
+    (root / "handlers" / "obj.py").write_text(
+        "import threading\n"
+        "def keep(req, res, gctx, lctx):\n    lctx.set('lock', threading.Lock())\n    lctx.set('n', 1)\n"
+        "BEFORE = [keep]\n"
+        "async def handler(req, res, gctx, lctx):\n"
+        "    return {'lock': type(lctx.get('lock')).__name__, 'n': lctx.get('n'), 'keys': sorted(lctx.keys())}\n"
+    )
+    async with TestClient(TestServer(build_app(root), host="127.0.0.1")) as client:
+        await api(client, "POST", "/gates", json={"route": "/obj", "when": "after", "hook": "keep"})
+        waiting = asyncio.ensure_future(client.get("/obj"))
+        (p,) = await until(client, lambda g: g["paused"])
+        assert p["state"]["lock"].startswith("<unlocked _thread.lock")  # shown as its repr
+        edited = {k: v for k, v in p["state"].items() if k != "user"}
+        await api(client, "PUT", f"/paused/{p['id']}/state", json={**edited, "n": 2})
+        await api(client, "POST", f"/paused/{p['id']}/resume")
+        r = await waiting
+        assert await r.json() == {"lock": "lock", "n": 2, "keys": ["lock", "n"]}
+        stored = (await api(client, "GET", f"/requests/{r.headers['X-Request-Id']}"))["snapshot"]
+        assert stored["lctx"]["state"]["lock"].startswith("<unlocked _thread.lock")  # stored as its repr, the request unharmed
+
+
 async def test_a_gated_request_can_be_failed_and_a_removed_gate_lets_requests_go(client):
     gate = await api(client, "POST", "/gates", json={"route": "/visit", "when": "before", "hook": "handler"})
     waiting = asyncio.ensure_future(client.get("/visit"))

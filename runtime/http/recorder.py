@@ -176,7 +176,7 @@ class Recorder:
             "outcome": "error" if lctx.failed else "ok",
             "duration_ms": round(seconds * 1000, 3),
             "answer": self._answer(resp),
-            "lctx": lctx.snapshot(),
+            "lctx": _lctx(lctx),
             "calls": lctx.calls or [],
             "replay_of": replay.of if replay else None,
             "replay_mode": replay.mode if replay else None,
@@ -205,6 +205,19 @@ class Recorder:
         else:
             out.update(self._body(None), streamed=True)  # streamed or a file: what was sent is not kept
         return out
+
+
+def _lctx(lctx: LocalContext) -> Any:
+    """lctx's final snapshot (runtime.http.snapshot); when its state holds what cannot be copied (a lock, a
+    connection), the same fields without the copy: the store encodes at once, such values as their repr."""
+    try:
+        return lctx.snapshot()
+    except Exception:
+        return {
+            "request_id": lctx.request_id, "trace_id": lctx.trace_id, "route": lctx.route, "version": lctx.version,
+            "phase": lctx.phase, "hook_index": lctx.hook_index, "state": {k: lctx.get(k) for k in lctx.keys()},
+            "tasks": [], "events": lctx.events, "copied": False,
+        }
 
 
 def chain(outer: Intercept, inner: Intercept | None) -> Intercept:

@@ -19,11 +19,19 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+import msgspec
+
 from runtime.core.call import request_context
 from runtime.core.errors import GatiError
 from runtime.http.context import LocalContext
 
 WHEN = ("before", "after")
+_encode = msgspec.json.Encoder(enc_hook=repr).encode
+
+
+def shown(value: Any) -> Any:
+    """A state value as the playground shows it: JSON, whatever is not JSON as its repr."""
+    return msgspec.json.decode(_encode(value))
 
 
 class FailedAtGate(GatiError):
@@ -67,7 +75,7 @@ class Paused:
         return {
             "id": lctx.request_id, "route": self.gate.route, "when": self.gate.when, "hook": self.gate.hook,
             "method": lctx.method, "path": lctx.path, "phase": lctx.phase, "since": self.since,
-            "state": {k: lctx.get(k) for k in lctx.keys()},
+            "state": {k: shown(lctx.get(k)) for k in lctx.keys()},
         }
 
 
@@ -148,10 +156,14 @@ class Gates:
         if not isinstance(state, dict):
             raise GateError("lctx state is a JSON object", fix='send e.g. {"user": "ada"}')
         paused = self._waiting(request_id)
-        paused.lctx.clean()
+        lctx = paused.lctx
+        before = {k: lctx.get(k) for k in lctx.keys()}
+        lctx.clean()
         for key, value in state.items():
-            paused.lctx.set(key, value)
-        paused.lctx.emit("gate:state", keys=sorted(state))
+            # a value shown unchanged keeps what it was: an object that is not JSON (shown as its repr) stays that object
+            same = key in before and shown(before[key]) == value
+            lctx.set(key, before[key] if same else value)
+        lctx.emit("gate:state", keys=sorted(state))
         return paused.view()
 
     def resume(self, request_id: str) -> None:
