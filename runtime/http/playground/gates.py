@@ -14,6 +14,7 @@ fails every waiting request.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -122,19 +123,18 @@ class Gates:
         paused = Paused(gate, lctx, loop.create_future(), time.time())
         self.paused[lctx.request_id] = paused
         lctx.emit("gate:paused", when=gate.when, hook=gate.hook)
-        timeout = lctx.timeout
-        deadline = timeout.when() if timeout is not None else None
-        left = deadline - loop.time() if deadline is not None else None
-        if left is not None:
-            timeout.reschedule(None)  # the time paused is the debugger's, not the request's
+        watch = lctx.watch  # the request's deadline (runtime.http.deadlines)
+        left = watch.when - loop.time() if watch is not None else None
+        if watch is not None:
+            watch.when = math.inf  # the time paused is the debugger's, not the request's
         ctx, held = request_context.get(), time.monotonic()
         self.notify("paused", paused.view())
         try:
             failure = await paused.future
         finally:
             self.paused.pop(lctx.request_id, None)
-            if left is not None:
-                timeout.reschedule(loop.time() + left)
+            if watch is not None:
+                watch.when = loop.time() + left
             if ctx.deadline is not None:  # module calls from here on get the time they had when paused
                 request_context.set(replace(ctx, deadline=ctx.deadline + (time.monotonic() - held)))
             self.notify("resumed", {"id": lctx.request_id})
