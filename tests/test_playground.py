@@ -99,6 +99,35 @@ async def test_replay_real_and_recorded_and_their_diffs(client):
     assert (await (await client.get("/visit")).json())["visits"] == 3
 
 
+async def test_replay_against_another_version_and_its_diff(tmp_path, gati_home):
+    root = write_project(tmp_path / "app", "[playground]\nenabled = true\n", versions=True)
+    async with TestClient(TestServer(build_app(root), host="127.0.0.1")) as client:
+        routes = await api(client, "GET", "/routes")
+        visit = next(r for r in routes if r["route"] == "/visit")
+        assert (visit["versions"], visit["default"], sorted(visit["manifests"])) == (["1", "2"], "1", ["1", "2"])
+        r = await client.post("/visit?user=ada", json={"name": "bob"})
+        assert r.headers["Gati-Version"] == "1"
+        original = r.headers["X-Request-Id"]
+
+        # the same request against version 2, its module calls answered from version 1's recording
+        replayed = await api(client, "POST", "/replay", json={"id": original, "version": "2", "mode": "recorded"})
+        assert replayed["status"] == 200 and replayed["version"] == "2"
+        d = await api(client, "GET", f"/diff?a={original}&b={replayed['id']}")
+        assert (d["a"]["version"], d["b"]["version"]) == ("1", "2") and not d["answer"]["same"]
+        assert '-  "message": "hello, bob",' in d["answer"]["lines"] and '+  "message": "HELLO, BOB",' in d["answer"]["lines"]
+        assert '+  "version": 2,' in d["answer"]["lines"] and '"visits": 1' in d["b"]["body"]  # the recorded count
+        assert all(row["same"] for row in d["calls"])  # the same calls, answered alike
+        # only in the original: the module's kv decisions (a recorded answer runs no module) and v1's AFTER hook
+        assert [(row["a"]["label"], row["b"]) for row in d["timeline"] if not row["same"]] == [
+            ("capability greet kv.read visits", None), ("capability greet kv.write visits", None), ("hook after:audit_trail", None)
+        ]
+
+        # with no version asked for, a replay goes to the version the original ran
+        again = await api(client, "POST", "/replay", json={"id": original, "mode": "recorded"})
+        assert again["version"] == "1"
+        assert (await api(client, "GET", f"/diff?a={original}&b={again['id']}"))["answer"]["same"]
+
+
 async def test_a_recorded_replay_refuses_a_call_the_original_did_not_make(client, root):
     original = (await client.get("/visit")).headers["X-Request-Id"]
     rt = client.server.app
@@ -162,6 +191,19 @@ async def test_an_edit_keeps_what_it_did_not_change_even_when_it_is_not_json(tmp
         assert stored["lctx"]["state"]["lock"].startswith("<unlocked _thread.lock")  # stored as its repr, the request unharmed
 
 
+async def test_a_paused_request_is_not_timed_out_for_the_pause(tmp_path, gati_home):
+    root = write_project(tmp_path / "app", "[playground]\nenabled = true\n")
+    (root / "handlers" / "quick.py").write_text("TIMEOUT_MS = 200\nasync def handler(req, res, gctx, lctx):\n    return {'ok': True}\n")
+    async with TestClient(TestServer(build_app(root), host="127.0.0.1")) as client:
+        await api(client, "POST", "/gates", json={"route": "/quick", "when": "before", "hook": "handler"})
+        waiting = asyncio.ensure_future(client.get("/quick"))
+        (p,) = await until(client, lambda g: g["paused"])
+        await asyncio.sleep(0.6)  # three times the route's timeout, held at the gate
+        await api(client, "POST", f"/paused/{p['id']}/resume")
+        r = await waiting
+        assert r.status == 200 and await r.json() == {"ok": True}
+
+
 async def test_a_gated_request_can_be_failed_and_a_removed_gate_lets_requests_go(client):
     gate = await api(client, "POST", "/gates", json={"route": "/visit", "when": "before", "hook": "handler"})
     waiting = asyncio.ensure_future(client.get("/visit"))
@@ -213,7 +255,7 @@ async def test_without_the_playground_there_is_no_gate_and_no_route(tmp_path, ga
     from runtime.http.appstate import RUNTIME
 
     rt = client.server.app[RUNTIME]
-    assert rt.gates is None and all(lc.gates is None for lc in rt.lifecycles.values())
+    assert rt.gates is None and all(p.lifecycle.gates is None for p in rt.plans.values())
 
 
 async def until(client, pick):

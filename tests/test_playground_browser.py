@@ -42,7 +42,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    root = write_project(tmp_path_factory.mktemp("browser") / "app")
+    root = write_project(tmp_path_factory.mktemp("browser") / "app", versions=True)
     port = free_port()
     server = Server("dev", root, "--port", port, cwd=root)
     try:
@@ -124,6 +124,21 @@ def test_a_replay_shows_its_diff(page, app):
     Select(wait(page).until(EC.presence_of_element_located((By.ID, "replay-mode")))).select_by_value("recorded")
     page.find_element(By.ID, "replay-btn").click()
     wait(page).until(EC.text_to_be_present_in_element((By.ID, "diff-verdict"), "same answer"))
+
+
+def test_a_replay_against_another_version_shows_its_diff(page, app):
+    rid, answer = send(app, "/visit?user=ada", {"name": "bob"})
+    assert answer["message"] == "hello, bob"  # version 1, the default
+    wait(page).until(lambda d: _click(d, f'#request-list li[data-id="{rid}"] .path'))
+    Select(wait(page).until(EC.presence_of_element_located((By.ID, "replay-version")))).select_by_value("2")
+    Select(page.find_element(By.ID, "replay-mode")).select_by_value("recorded")
+    page.find_element(By.ID, "replay-btn").click()
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "diff-verdict"), "the answers differ"))
+    heads = [th.text for th in page.find_elements(By.CSS_SELECTOR, "#diff table.side th")]
+    assert "version 1" in heads[0] and "version 2" in heads[1] and "replay (recorded)" in heads[1]
+    udiff = page.find_element(By.CSS_SELECTOR, ".udiff").text
+    assert '-  "message": "hello, bob",' in udiff and '+  "message": "HELLO, BOB",' in udiff
+    doc_shot(page, "playground-diff-versions.png")
 
 
 def test_a_gate_holds_a_request_until_resumed(page, app):

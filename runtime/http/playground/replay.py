@@ -9,7 +9,8 @@ them in `headers` when the route needs them), plus:
 
     X-Gati-Flags: replay-<token>    marks it a replay (runtime.http.recorder); in "recorded" mode its
                                     module calls are answered from the original's recorded answers
-    Gati-Version: V                 when a version is asked for
+    Gati-Version: V                 the version asked for (docs/versions.md); by default the one the
+                                    original ran, on a route with several versions
 
 A body that was cut when stored ([audit] snapshot_body_bytes) or never read cannot be sent as it
 was: the first is refused, the second is sent without a body (the handler did not read it).
@@ -33,7 +34,7 @@ MODES = ("real", "recorded")
 VERSION_HEADER = "Gati-Version"
 # Set again by the replay or by the connection: never copied from the stored request.
 NOT_COPIED = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade", "expect",
-              "x-request-id", "traceparent", "tracestate", "x-gati-flags", VERSION_HEADER.lower()}
+              "x-request-id", "traceparent", "tracestate", "x-gati-flags", VERSION_HEADER.lower(), "accept-version"}
 TIMEOUT_S = 120
 
 

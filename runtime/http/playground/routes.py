@@ -74,9 +74,21 @@ class Playground:
         found = await asyncio.to_thread(decisions, state.audit_path, snapshot["id"]) if state is not None else []
         return timeline(snapshot, found)
 
+    def _route(self, pattern: str):
+        return next((r for r in self.rt.router.routes if r.pattern == pattern), None)
+
     def _hooks(self, route) -> list[str]:
-        lifecycle = self.rt.lifecycles[id(route)]
-        return [h.name for h in lifecycle.before] + ["handler"] + [h.name for h in reversed(lifecycle.after)]
+        """The names a gate on route can use: every hook its versions run, and "handler"."""
+        names: dict[str, None] = {}
+        for served in route.versions.routes() if route.versions else (route,):
+            lifecycle = self.rt.plans[id(served)].lifecycle
+            lifecycle = getattr(lifecycle, "inner", lifecycle)  # a version served through transformers runs a newer one's
+            names.update(dict.fromkeys([h.name for h in lifecycle.before] + ["handler"] + [h.name for h in reversed(lifecycle.after)]))
+        return list(names)
+
+    @staticmethod
+    def _versions(route) -> list[str]:
+        return [v.label for v in route.versions.versions] if route.versions else [route.version]
 
     # views ---------------------------------------------------------------------------------
 
@@ -93,10 +105,12 @@ class Playground:
     async def routes(self, request: web.Request) -> web.StreamResponse:
         out = []
         for route in self.rt.router.routes:
-            manifest = HandlerManifest.of(route).to_dict()
+            vs = route.versions  # several versions live (docs/versions.md)
+            own = {v.label: v.route for v in vs.versions} if vs else {route.version: route}
             out.append({
-                "route": route.pattern, "methods": sorted(route.methods), "versions": [route.version], "file": route.rel,
-                "hooks": self._hooks(route), "manifests": {route.version: manifest},
+                "route": route.pattern, "methods": sorted(vs.methods if vs else route.methods), "versions": self._versions(route),
+                "default": vs.default if vs else route.version, "graph": vs.describe() if vs else None,
+                "hooks": self._hooks(route), "manifests": {label: HandlerManifest.of(r).to_dict() for label, r in own.items()},
             })
         return web.json_response(out, dumps=_dumps)
 
@@ -133,11 +147,17 @@ class Playground:
     async def replay(self, request: web.Request) -> web.StreamResponse:
         body = await _json(request)
         snapshot = self._snapshot(str(body.get("id", "")))
-        version = body.get("version") or None
-        if version is not None:
-            versions = {r.version for r in self.rt.router.routes if r.pattern == snapshot["route"]}
-            if str(version) not in versions:
-                raise NotStored(f"route {snapshot['route']} has no live version {version!r}", fix=f"choose one of: {', '.join(sorted(versions)) or '(none)'}")
+        route = self._route(snapshot["route"])
+        if route is None:
+            raise NotStored(f"route {snapshot['route']} is no longer served", fix="replay a request of a route that is")
+        versions = self._versions(route)
+        version = str(body.get("version") or "") or None
+        if version is not None and version not in versions:
+            raise NotStored(f"route {snapshot['route']} has no live version {version!r}", fix=f"choose one of: {', '.join(versions) or '(none)'}")
+        if route.versions is None:
+            version = None  # one version: nothing to choose, no header to send
+        elif version is None:
+            version = snapshot["version"] if snapshot["version"] in versions else None  # the version it ran, when still live
         headers = body.get("headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise BadRequest("headers is an object of header names to values", fix='e.g. {"Authorization": "Bearer ..."}')
@@ -152,7 +172,7 @@ class Playground:
 
     async def add_gate(self, request: web.Request) -> web.StreamResponse:
         body = await _json(request)
-        route = next((r for r in self.rt.router.routes if r.pattern == body.get("route")), None)
+        route = self._route(str(body.get("route", "")))
         if route is None:
             raise NotStored(f"no route {body.get('route')!r}", fix="choose one of the routes listed")
         gate = self.gates.set(route.pattern, str(body.get("when", "before")), str(body.get("hook", "handler")), self._hooks(route))

@@ -169,7 +169,7 @@ async function loadRoutes() {
   state.routes = await api("/routes");
   $("#routes").replaceChildren(...state.routes.map((r) => el("div", { class: "card route", "data-route": r.route },
     el("h3", {}, `${r.methods.join(" ")} ${r.route}`),
-    el("p", {}, `versions: ${r.versions.map((v) => v || "(unversioned)").join(", ")} · hooks: ${r.hooks.join(" → ")}`),
+    el("p", {}, `versions: ${r.versions.map((v) => v || "(unversioned)").join(", ")}${r.graph ? " · default " + r.default : ""} · hooks: ${r.hooks.join(" → ")}`),
     ...Object.entries(r.manifests).map(([v, m]) => section(`manifest of version ${v || "-"} (${m.file})`, el("pre", {}, pretty(m)))))));
   fillGateForm();
 }
