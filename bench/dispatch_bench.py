@@ -81,7 +81,7 @@ def parts(app: web.Application, request: web.Request) -> dict[str, Callable[[], 
         "lctx.emit (a request emits 2, more with hooks)": lambda: lctx.emit("handler:end", handler="x", duration_ms=1.0),
         "metrics: the request's histogram": lambda: rt.metrics.request("/dict", "GET", 200, 0.001),
         "the request's deadline (watch + end)": lambda: rt.deadlines.end(rt.deadlines.watch(30)),
-        "execution record: built and encoded": lambda: _encoder.encode(execution_record(request, route, done, 200, 0.001, snapshot=False)),
+        "execution record: built and encoded": lambda: _encoder.encode(execution_record(request, route, done, 200, 0.001)),
     }
 
 

@@ -31,6 +31,9 @@ command -v protoc-gen-go >/dev/null || need+=(protoc-gen-go)
 command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
 [ -d /usr/share/gocode/src/google.golang.org/grpc ] || need+=(golang-google-grpc-dev)
 [ -d /usr/share/gocode/src/google.golang.org/protobuf ] || need+=(golang-google-protobuf-dev)
+# The playground's browser tests (tests/test_playground_browser.py): headless Chromium and its driver, driven by selenium.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 grep -qs protoimpl /usr/share/gocode/src/github.com/golang/protobuf/proto/proto.go || need+=(golang-github-golang-protobuf-1-5-dev)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -7,6 +7,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the item (item.report_call, ...): fixtures act on a failure (the browser tests' screenshots)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
 async def loopback_http():
     """loopback_http(handler) serves handler for every path on 127.0.0.1 (a port of its own); returns the port."""

@@ -5,6 +5,8 @@
                                 finish in the old sandbox, new calls go to the new one
     hooks.py or gati.toml       said to need a restart (they shape the whole app)
 
+The playground (runtime/http/playground) is always served, at [playground] path.
+
 What breaks (a handler that does not import, a build that fails, a manifest that does not
 validate) is reported and the last good version keeps serving. Every reload is one log line.
 """
@@ -127,17 +129,19 @@ def dev(
         for r in from_build:
             if r.status == "failed":
                 log.error("module %s did not build: %s (fix it; gati dev rebuilds it on save)", r.name, r.error)
-        app = build_http_app(root, telemetry=True)
+        settings = load_project(root).settings
+        h, p = host or settings.server.host, port or settings.server.port
+        app = build_http_app(root, telemetry=True, playground=True, host=h)
         runner = web.AppRunner(app, **access_log_options(True, log_format))
         await runner.setup()
         try:
-            h, p = host or app[PROJECT].settings.server.host, port or app[PROJECT].settings.server.port
             site = web.TCPSite(runner, h, p)
             try:
                 await site.start()
             except OSError as exc:
                 raise cannot_listen(h, p, exc) from None
             out.print(f"gati dev: serving {app[PROJECT].dir} on http://{h}:{p}, reloading on change (Ctrl+C stops)", highlight=False)
+            out.print(f"gati dev: the playground is on http://{h}:{p}{settings.playground.path}/", highlight=False)
             await watch(app)
         finally:
             await runner.cleanup()

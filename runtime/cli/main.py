@@ -113,16 +113,26 @@ def serve(
     settings = load_settings(directory)
     host, port = host or settings.server.host, port or settings.server.port
     count = workers or default_count()
+    if settings.playground.enabled:
+        # The playground's live list, gates and replays live in one process: every request must reach it.
+        if workers is not None and workers > 1:
+            raise GatiError(
+                f"the playground needs one serving process, not --workers {workers}",
+                fix="serve with --workers 1 (the default with the playground), or set [playground] enabled = false",
+            )
+        count = 1
     drift = DriftWatch(directory)  # warns of modules on disk that are not what is served
     if is_project(directory):  # once per `gati serve`, whatever its workers
         claim_state(directory, settings, port)
     try:
         if count == 1:
-            application = build_app(directory, telemetry=True)
+            application = build_app(directory, telemetry=True, host=host)
 
             def ready(_: str) -> None:
                 drift.start()
                 out.print(f"gati: serving {application[PROJECT].dir} on http://{host}:{port} (Ctrl+C stops)", highlight=False)
+                if settings.playground.enabled:
+                    out.print(f"gati: the playground is on http://{host}:{port}{settings.playground.path}/", highlight=False)
 
             web.run_app(application, host=host, port=port, print=ready, **access_log_options(access_log, log_format))
         else:

@@ -5,6 +5,8 @@
     runtime.http.system     /healthz, /readyz, /metrics
     runtime.http.dispatch   one request: ingress, route, lifecycle, execution record
     runtime.reports         the audit report over HTTP, when [audit] endpoint names a path
+    runtime.http.recorder   replayable snapshots, when [audit] snapshots or the playground is on
+    runtime.http.playground the playground, when [playground] enabled (or asked for: gati dev)
 
 Handler files and hooks.py are imported here, when the app is built; modules start on start-up.
 """
@@ -28,8 +30,10 @@ from runtime.http.lifespan import draining, lifespan
 from runtime.http.metrics import Metrics
 from runtime.http.module_pins import check_pins, declared_pins
 from runtime.http.plan import RoutePlan
+from runtime.http.playground import add_playground
 from runtime.http.project import Project, ProjectError, load_project
 from runtime.http.project_hooks import load_project_hooks
+from runtime.http.recorder import Recorder
 from runtime.http.routing import Router, load_routes
 from runtime.http.system import add_system_routes
 from runtime.http.telemetry import Telemetry
@@ -46,16 +50,25 @@ TRACER = web.AppKey("tracer", Tracer)
 
 
 def build_app(
-    project_dir: str | Path, *, intercept: Intercept | None = None, unregistered: Iterable[Path] = (), telemetry: bool = False
+    project_dir: str | Path,
+    *,
+    intercept: Intercept | None = None,
+    unregistered: Iterable[Path] = (),
+    telemetry: bool = False,
+    playground: bool | None = None,
+    host: str | None = None,
 ) -> web.Application:
     """The aiohttp application serving a project. Handler files and hooks.py are imported now, modules start on startup.
 
     telemetry: configure OpenTelemetry from the OTEL_* variables (runtime.http.telemetry), as
     `gati serve` and `gati dev` do; once per process, since it installs the global providers.
-    intercept and unregistered are the testing kit's (runtime.testing): see Runtime."""
+    intercept and unregistered are the testing kit's (runtime.testing): see Runtime. playground: serve the
+    playground (None: as [playground] enabled says); host: where the server listens (default [server] host),
+    beyond loopback the playground needs its token."""
     project = load_project(project_dir)
     otel = telemetry_from_env(project.dir.name) if telemetry else Telemetry()
     s = project.settings
+    play = s.playground.enabled if playground is None else playground
     router = load_routes(project.handlers_dir)
     hooks = load_project_hooks(project.hooks_file)
     secrets = configured_secrets(project.settings.secrets, project.dir)
@@ -71,6 +84,8 @@ def build_app(
         global_grant=Grant(hooks.secrets, "hooks.py", "add {name} to SECRETS in hooks.py"),
         intercept=intercept,
         unregistered=frozenset(Path(p).resolve() for p in unregistered),
+        recorder=Recorder(s.audit) if s.audit.snapshots or play else None,
+        gates={} if play else None,
     )
     use_routes(rt, router)
     largest_body = max([s.ingress.max_body_bytes] + [r.max_body_bytes or 0 for r in router.served()])
@@ -80,6 +95,8 @@ def build_app(
     app.on_shutdown.append(draining)
     add_system_routes(app, rt)
     _audit_endpoint(app, rt)
+    if play:
+        add_playground(app, rt, host or s.server.host)
     # Our Router owns the rest of the URL space: file-based routes, with our own 404/405 bodies.
     app.router.add_route("*", "/{path:.*}", dispatch)
     return app
@@ -101,6 +118,7 @@ def use_routes(rt: Runtime, router: Router) -> None:
             response_type=route.response_type,
             hook_timeout_ms=s.server.hook_timeout_ms,
             name=route.rel,
+            gates=rt.gates,
         )
         if route.pinned is not None:  # an older version served by this one through transformers
             p = route.pinned

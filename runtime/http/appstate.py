@@ -24,6 +24,7 @@ from runtime.http.metrics import Metrics
 from runtime.http.plan import RoutePlan
 from runtime.http.project import Project
 from runtime.http.project_hooks import ProjectHooks
+from runtime.http.recorder import Recorder
 from runtime.http.routing import Router
 from runtime.http.telemetry import Telemetry
 from runtime.http.tracing import Tracer
@@ -52,6 +53,10 @@ class Runtime:
     status: str = "starting"  # starting | ready | stopping
     plans: dict[int, RoutePlan] = field(default_factory=dict)  # id(route) -> what it runs (runtime.http.plan)
     deadlines: Deadlines | None = None  # of the requests in flight, made on the serving loop at start-up
+    # Replayable snapshots ([audit] snapshots, or the playground): None when off, and nothing of it runs.
+    recorder: Recorder | None = None
+    # route pattern -> debug gate, looked up by each Lifecycle (runtime.http.playground.gates); None without the playground.
+    gates: dict[str, Any] | None = None
     # For tests (runtime.testing): what sees every module call first, and module folders not to
     # register because intercept answers for them (simulated modules).
     intercept: Intercept | None = None

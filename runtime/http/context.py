@@ -102,6 +102,8 @@ class LocalContext:
     tracestate = baggage = ""  # the caller's, passed on to module calls (runtime.http.ingress)
     tracer: Any = None  # the request's runtime.http.tracing.Tracer while its span is open, else None
     span: Any = None  # that span
+    calls: list[dict[str, Any]] | None = None  # module calls, set only while snapshots record (runtime.http.recorder)
+    watch: Any = None  # the lifecycle's deadline (runtime.http.deadlines.Watch): a debug gate holds it while paused
 
     def __init__(self, request_id: str | None = None, traceparent: str | None = None):
         # One read of the kernel's random source for all three ids (one syscall, not three): 128

@@ -6,7 +6,8 @@
          handler(req, res, gctx, lctx), after hooks, response validation       runtime.http.lifecycle
          on failure: catch hooks, compensations
       -> cleanup hooks (always) -> X-Request-Id, traceparent
-      -> metrics, span end, execution record                                   runtime.http.metrics, runtime.http.executions
+      -> metrics, span end, execution record, snapshot                         runtime.http.metrics, runtime.http.executions,
+                                                                               runtime.http.recorder
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     headers["traceparent"] = lctx.traceparent
     if lctx.version:
         headers["Gati-Version"] = lctx.version
-    _finish(rt, request, route, lctx, resp.status, time.perf_counter() - start, error)
+    _finish(rt, request, route, lctx, resp, time.perf_counter() - start, error)
     current_request.reset(request_token)
     return resp
 
@@ -101,7 +102,7 @@ async def _handle(rt: Runtime, request: web.Request, plan: RoutePlan, params: di
     grant_token = current_grant.set(grant)
     deadlines = rt.deadlines
     try:
-        watch = deadlines.watch(timeout_s)
+        watch = lctx.watch = deadlines.watch(timeout_s)  # a debug gate holds it while paused
         try:
             try:
                 value = await plan.lifecycle.run(req, res, rt.gctx, lctx)
@@ -142,7 +143,8 @@ async def _recover(rt: Runtime, request: web.Request, plan: RoutePlan, lctx: Loc
     raise err from None
 
 
-def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalContext, status: int, seconds: float, error: str | None) -> None:
+def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalContext, resp: web.StreamResponse, seconds: float, error: str | None) -> None:
+    status = resp.status
     pattern = route.pattern if route else "(unmatched)"
     rt.metrics.request(pattern, request.method, status, seconds)
     alerts = [e for e in lctx.events if e["type"] == "alert"] if lctx.failed else ()
@@ -153,7 +155,9 @@ def _finish(rt: Runtime, request: web.Request, route: Route | None, lctx: LocalC
     if rt.executions is not None and route is not None:
         plan = rt.plans.get(id(route))  # none when the version asked for does not exist
         fingerprint = plan.fingerprint if plan is not None else ""
-        rt.executions.write(execution_record(request, route, lctx, status, seconds, snapshot=rt.project.settings.audit.snapshots, fingerprint=fingerprint))
+        rt.executions.write(execution_record(request, route, lctx, status, seconds, fingerprint=fingerprint))
+    if rt.recorder is not None and route is not None:
+        rt.recorder.finish(request, route, lctx, resp, seconds)
 
 
 def _error(status: int, body: dict[str, Any], lctx: LocalContext) -> web.Response:

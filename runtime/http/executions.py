@@ -9,14 +9,14 @@
 It answers "which code, at which version, ran for this request, and what happened in it".
 The audit log (runtime.core.audit_log: each capability decision of a module) is a separate,
 hash-chained file, and the audit reports (runtime.reports, `gati audit`) read that one, not
-this. With [audit] snapshots = true each record also holds lctx's final snapshot.
+this. With [audit] snapshots = true a replayable snapshot of each request goes to the snapshot
+store (runtime.http.recorder, runtime.http.snapshot_store); the record names it by request id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -32,12 +32,9 @@ FILE = "executions.jsonl"
 FLUSH_S = 0.05  # records reach the file this long after their request at most
 FLUSH_RECORDS = 512  # or once this many wait
 _encoder = msgspec.json.Encoder(enc_hook=repr)  # whatever is not JSON (a handler's odd event field) is kept as its repr
-log = logging.getLogger("gati.http")
 
 
-def execution_record(
-    request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, snapshot: bool, fingerprint: str = ""
-) -> dict[str, Any]:
+def execution_record(request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, fingerprint: str = "") -> dict[str, Any]:
     """The record of one request that reached a handler (the shape above)."""
     record = {
         "time": time.time(),
@@ -58,11 +55,6 @@ def execution_record(
     }
     if route.pinned is not None:
         record["served_by"] = route.pinned.runs
-    if snapshot:
-        try:
-            record["snapshot"] = lctx.snapshot()
-        except Exception:
-            log.exception("snapshot of request %s failed", lctx.request_id)
     return record
 
 

@@ -22,7 +22,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import msgspec
 
@@ -62,6 +62,9 @@ class Lifecycle:
     response_type: GType | None = None
     hook_timeout_ms: int = DEFAULT_HOOK_TIMEOUT_MS
     name: str = "handler"
+    # route pattern -> debug gate (runtime.http.playground.gates), shared by every route; None without the
+    # playground. A gate's reach(when, hook, lctx) returns at once unless it pauses there.
+    gates: Mapping[str, Any] | None = None
     handler_is_async: bool = field(init=False)  # asked once: inspect's answer costs ~1 µs per request
 
     def __post_init__(self) -> None:
@@ -82,16 +85,23 @@ class Lifecycle:
         if self.request_type is not None:
             await self._validate_request(req, lctx)
         args = (req, res, gctx, lctx)
+        gate = self.gates.get(lctx.route) if self.gates is not None else None  # the one lookup a route without a gate costs
         lctx.phase = "before"
         local = lctx._hooks["before"]
         if self.before or local:
             i = 0
             while i < len(self.before) + len(local):  # local hooks may be added by the hooks before them
                 h = self.before[i] if i < len(self.before) else local[i - len(self.before)]
+                if gate is not None:
+                    await gate.reach("before", h.name, lctx)
                 await self.call_hook(h, args, lctx, "before", i)
+                if gate is not None:
+                    await gate.reach("after", h.name, lctx)
                 i += 1
 
         lctx.phase, lctx.hook_index = "handler", 0
+        if gate is not None:
+            await gate.reach("before", "handler", lctx)
         lctx.emit("handler:start", handler=self.name, version=lctx.version)
         start = time.perf_counter()
         try:
@@ -109,12 +119,18 @@ class Lifecycle:
         streamed = hasattr(value, "prepare")  # an aiohttp StreamResponse the handler built itself
         if value is not None and not streamed and not res.has_body:
             res.json(value)
+        if gate is not None:
+            await gate.reach("after", "handler", lctx)
 
         lctx.phase = "after"
         local = lctx._hooks["after"]
         if self.after or local:
             for i, h in enumerate(reversed(self.after + tuple(local))):
+                if gate is not None:
+                    await gate.reach("before", h.name, lctx)
                 await self.call_hook(h, args, lctx, "after", i)
+                if gate is not None:
+                    await gate.reach("after", h.name, lctx)
         if self.response_type is not None and not streamed:
             self._validate_response(res, lctx)
         return value

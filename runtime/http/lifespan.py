@@ -3,7 +3,7 @@
 Start-up registers every module of the project (a broken manifest stops it, and so does a handler's
 MODULES pin that no registered version satisfies, runtime.http.module_pins; handlers whose module
 calls do not fit the modules' schemas are logged, runtime.http.contracts), opens the state
-directory, the module manager, the pub/sub backend and the execution records, builds gctx and
+directory, the module manager, the pub/sub backend, the execution records and the snapshot store, builds gctx and
 runs hooks.py's STARTUP functions; only then does /readyz answer 200. Shutdown runs SHUTDOWN in
 reverse and closes all of it, whatever failed before.
 """
@@ -31,6 +31,8 @@ from runtime.http.module_pins import check_pins
 from runtime.http.pubsub import MemoryBus
 from runtime.http.pubsub_nats import NatsBus
 from runtime.http.ratelimit import SharedRateLimiter
+from runtime.http.recorder import chain
+from runtime.http.snapshot_store import FILE as SNAPSHOTS_FILE
 from runtime.http.state import open_state
 from runtime.modules import ModuleManager, ModuleSet, register_module
 
@@ -58,8 +60,13 @@ async def lifespan(app: web.Application):
         registered = set(state.registry.names())
         # A pin nothing satisfies stops start-up (a simulated module of the testing kit is not registered: not checked).
         check_pins(rt.router.served(), {key: plan.pins for key, plan in rt.plans.items() if plan.pins}, manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in registered)
+        if rt.recorder is not None:  # module calls recorded for snapshots, in front of any other intercept
+            rt.recorder.open(state.path / SNAPSHOTS_FILE)
+            manager.intercept = chain(rt.recorder.intercept, rt.intercept)
         rt.bus = await _bus(s.pubsub)
     except BaseException:
+        if rt.recorder is not None:
+            rt.recorder.close()
         state.close()
         raise
     rt.state, rt.manager = state, manager
@@ -84,6 +91,8 @@ async def lifespan(app: web.Application):
         rt.deadlines.close()
         if rt.executions:
             rt.executions.close()
+        if rt.recorder is not None:
+            rt.recorder.close()
         state.close()
         # Last, once nothing makes spans or measurements: what is batched goes out (a collector may be slow: off the loop).
         await asyncio.to_thread(rt.metrics.shutdown)

@@ -21,6 +21,9 @@
     [pubsub]                          # backend = "memory" | "nats", url, queue_size, publish_timeout_ms
     [audit]                           # executions = true (executions.jsonl), snapshots = false,
                                       # key_secret = "audit_key" (the audit log's HMAC key; default .gati/audit.key)
+                                      # snapshot_body_bytes, snapshot_keep, snapshot_max_bytes, redact_headers:
+                                      # replayable snapshots in .gati/snapshots.db (runtime/http/recorder.py)
+    [playground]                      # enabled = false, path = "/_gati/playground", token_secret = "playground_token"
 
     [modules]
     paths = ["../shared/thumbs"]      # module folders outside modules/, relative to the project
@@ -127,6 +130,21 @@ class AuditSettings(_Strict):
     endpoint: str = ""  # e.g. "/_gati/audit": the `gati audit` report over HTTP; off when empty
     token_secret: str = "audit_token"  # the secret holding the endpoint's bearer token
     key_secret: str = ""  # a secret holding the audit log's HMAC key; empty: a 0600 key file in the state directory
+    # Replayable snapshots (snapshots = true, or the playground on): how much of a body is kept, how many
+    # snapshots and bytes the store keeps (the oldest go first), which headers besides Authorization,
+    # Cookie, Set-Cookie and Proxy-Authorization are never stored.
+    snapshot_body_bytes: int = 64 * 1024
+    snapshot_keep: int = 1000
+    snapshot_max_bytes: int = 64 * 1024 * 1024
+    redact_headers: list[str] = []
+
+
+class PlaygroundSettings(_Strict):
+    """The playground (runtime/http/playground): a web UI over the running app; `gati dev` always serves it."""
+
+    enabled: bool = False
+    path: str = "/_gati/playground"
+    token_secret: str = "playground_token"  # needed when the server listens beyond loopback
 
 
 class Modules(_Strict):
@@ -159,6 +177,7 @@ class Settings(_Strict):
     secrets: SecretsSettings = SecretsSettings()
     pubsub: PubSub = PubSub()
     audit: AuditSettings = AuditSettings()
+    playground: PlaygroundSettings = PlaygroundSettings()
     modules: Modules = Modules()
     egress: Egress = Egress()
     codegen: Codegen = Codegen()
@@ -224,7 +243,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         unknown = re.match(r"Object contains unknown field `(.+)`", problem)
         if unknown:
             key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
-            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [modules], [egress], [codegen], [cluster] and [config] (free-form)"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [playground], [modules], [egress], [codegen], [cluster] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
     settings = _cluster_from_environment(settings)
@@ -237,6 +256,8 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         ("pubsub.queue_size", settings.pubsub.queue_size, "queue_size = 1000"),
         ("pubsub.publish_timeout_ms", settings.pubsub.publish_timeout_ms, "publish_timeout_ms = 1000"),
         ("cluster.timeout_ms", settings.cluster.timeout_ms, "timeout_ms = 2000"),
+        ("audit.snapshot_keep", settings.audit.snapshot_keep, "snapshot_keep = 1000"),
+        ("audit.snapshot_max_bytes", settings.audit.snapshot_max_bytes, "snapshot_max_bytes = 67108864"),
     ):
         if value <= 0:
             raise ProjectError(file, key, "must be positive", f"e.g. {example}")
@@ -244,6 +265,10 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         path = getattr(settings.server, key)
         if path and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
             raise ProjectError(file, f"server.{key}", f"{path!r} is not a URL path", 'e.g. "/metrics", or "" to turn it off')
+    if settings.audit.snapshot_body_bytes < 0:
+        raise ProjectError(file, "audit.snapshot_body_bytes", "must not be negative", "e.g. snapshot_body_bytes = 65536 (0: no bodies)")
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]", settings.playground.path):
+        raise ProjectError(file, "playground.path", f"{settings.playground.path!r} is not a URL path", 'e.g. path = "/_gati/playground"')
     if settings.pubsub.backend not in ("memory", "nats"):
         raise ProjectError(file, "pubsub.backend", f"unknown backend {settings.pubsub.backend!r}", 'use "memory" or "nats"')
     unknown = set(settings.secrets.providers) - {"env", "file"}

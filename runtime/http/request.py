@@ -97,6 +97,8 @@ class Request(Generic[T]):
                     if len(data) > self.max_body:
                         raise too_large(len(data), self.max_body)
                 self._body = bytes(data)
+                # aiohttp's cache of read(), where a later raw.read() and snapshots (runtime.http.recorder) find the body
+                self.raw._read_bytes = self._body
         return self._body
 
     def replace_body(self, data: bytes) -> None:
