@@ -183,7 +183,7 @@ class Timescape:
     def _drain(self, now: float) -> bool:
         changed = False
         for pattern, vs in self._sets().items():
-            keep = {vs.default, vs.table.previous}
+            keep = {vs.default, vs.table.previous} if vs.table.rollout < 100 else {vs.default}
             candidates = {
                 label: row.seen for label in vs.labels
                 if label not in keep and (row := self.rows.get((pattern, label))) is not None and row.state == LIVE
