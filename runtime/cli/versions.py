@@ -123,7 +123,10 @@ def list_versions(route: Annotated[Optional[str], typer.Argument(help="Only this
     if as_json:
         print_json({"versions": rows})
         return
-    table = Table("route", "version", "since", "default", "served by", "step", "state", "last served")
+    table = Table()
+    table.add_column("route", no_wrap=True, min_width=max((len(r["route"]) for r in rows), default=5))  # whole: copy-pasteable
+    for name in ("version", "since", "default", "served by", "step", "state", "last served"):
+        table.add_column(name, overflow="fold")
     for r in rows:
         step = "-" if r["step"] is None else ("breaking, transformed" if r["step"]["transformed"] else "breaking") if r["step"]["breaking"] else "compatible"
         table.add_row(escape(r["route"]), r["version"], r["since"] or "-", "yes" if r["default"] else "", r["served_by"], step, r["state"], _when(r["last_served"]))
