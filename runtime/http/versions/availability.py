@@ -41,14 +41,12 @@ class VersionRetired(GatiError):
 
 
 def effective(labels: Sequence[str], runs: Mapping[str, str], marks: Mapping[str, Out]) -> dict[str, Out]:
-    """Per label, why a request for it cannot be served: its own mark (retired wins), or the mark of the
+    """Per label, why a request for it cannot be served: its own mark, or the mark of the
     version that runs it (through transformers) when that one is unhealthy."""
     out: dict[str, Out] = {}
     for label in labels:
         own, runner = marks.get(label), marks.get(runs.get(label, label))
-        if own is not None and own.kind == RETIRED:
-            out[label] = own
-        elif own is not None:
+        if own is not None:
             out[label] = own
         elif runner is not None and runner.kind == UNHEALTHY:
             out[label] = Out(UNHEALTHY, f"version {runs[label]}, which serves it through transformers, is unhealthy: {runner.reason}")
