@@ -198,3 +198,20 @@ async def test_store_holds_manifests_graphs_and_view(make_project, serve, gati_h
     view = await (await client.get("/_gati/versions")).json()
     (route,) = view["routes"]
     assert route["route"] == "/v" and [(v["version"], v["state"], v["deprecated"]) for v in route["versions"]] == [("1", "live", "2026-12-01"), ("2", "live", None)]
+
+
+async def test_reload_writes_the_store(make_project, serve, gati_home):
+    from runtime.http.app import reload_handlers
+
+    root = make_project(DEPRECATED_V1)
+    client = await serve(root)
+    (root / "handlers" / "v@3.py").write_text("async def handler(req, res, gctx, lctx):\n    return {'v': 3}\n")
+    reload_handlers(client.app)  # what `gati dev` does when a handler file changes
+    store = VersionStore.in_state_dir(gati_home)
+    try:
+        assert [v["version"] for v in store.graph("/v")["versions"]] == ["1", "2", "3"]
+        assert ("/v", "3") in store.versions()
+    finally:
+        store.close()
+    r = await client.get("/v")
+    assert (r.headers["Gati-Version"], await r.json()) == ("3", {"v": 3})
