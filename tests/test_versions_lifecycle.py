@@ -215,3 +215,16 @@ async def test_reload_writes_the_store(make_project, serve, gati_home):
         store.close()
     r = await client.get("/v")
     assert (r.headers["Gati-Version"], await r.json()) == ("3", {"v": 3})
+
+
+async def test_single_file_route_health_is_reported(make_project, serve, tmp_path):
+    flag = tmp_path / "down"
+    flag.write_text("")
+    root = make_project({"s.py": HEALTHY_V2["v@2.py"]}, toml=f'[config]\ndown_flag = "{flag}"\n')
+    client = await serve(root)
+
+    async def reported():
+        return "/s@1" in (await (await client.get("/readyz")).json())["versions"]
+
+    await until(reported, "/readyz lists /s@1 as down")
+    assert (await client.get("/s")).status == 200  # no other version to send it to
