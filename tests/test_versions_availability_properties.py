@@ -10,7 +10,6 @@ version 4 a breaking step without one, so the default is 3), a real VersionSet a
 """
 
 import textwrap
-import time
 
 import pytest
 from aiohttp.test_utils import make_mocked_request

@@ -48,6 +48,7 @@ async def lifespan(app: web.Application):
     project, s = rt.project, rt.project.settings
     key = configured_key(s.audit.key_secret, rt.secrets)
     state = await asyncio.to_thread(open_state, project.dir, s, key)  # in cluster mode: connecting to NATS
+    store = None
     try:
         if isinstance(state, ClusterState):  # limits across instances; this instance's audit log mirrored
             rt.ingress.shared = SharedRateLimiter(state.buckets)
@@ -66,10 +67,13 @@ async def lifespan(app: web.Application):
         if rt.recorder is not None:  # module calls recorded for snapshots, in front of any other intercept
             rt.recorder.open(state.path / SNAPSHOTS_FILE)
             manager.intercept = chain(rt.recorder.intercept, rt.intercept)
+        store = VersionStore.in_state_dir(state.path)  # the manifest store (versions.db, this instance's)
         rt.bus = await _bus(s.pubsub)
     except BaseException:
         if rt.recorder is not None:
             rt.recorder.close()
+        if store is not None:
+            store.close()
         state.close()
         raise
     rt.state, rt.manager = state, manager
@@ -77,8 +81,8 @@ async def lifespan(app: web.Application):
     app[STATE] = state
     rt.executions = ExecutionRecords(state.path / EXECUTIONS_FILE) if s.audit.executions else None
     rt.gctx = GlobalContext(s.config, ModuleSet(manager), secrets=SecretAccess(rt.secrets, rt.global_grant), metrics=rt.metrics, pubsub=rt.bus)
-    # The manifest store (versions.db, this instance's), health checks of handler versions, drains.
-    timescape = Timescape(VersionStore.in_state_dir(state.path), drain_after_s=s.versions.drain_after_s, interval_s=s.versions.check_interval_s)
+    # Handler versions: their manifests and graphs stored, health checks, served times, drains.
+    timescape = Timescape(store, drain_after_s=s.versions.drain_after_s, interval_s=s.versions.check_interval_s)
     timescape.adopt(rt.router, rt.manifests)
     rt.timescape = timescape
     timescape.start(rt.gctx)
