@@ -20,6 +20,7 @@ from rich.table import Table
 
 from bench.common import console
 from runtime.http.routing import load_routes
+from runtime.http.versions.availability import RETIRED, Out
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "versions"
 BATCH, BATCHES = 1000, 40
@@ -65,6 +66,15 @@ def main() -> None:
         us = per_call_us(lambda r=request: resolve(r))
         worst = max(worst, us - base)
         t.add_row(f"match + {name}", f"{us:.2f}", f"{us - base:.2f}", "met" if us - base < GOAL_US else "NOT met")
+    # A retirement (or health) took the default out: requests asking for nothing fall back (availability.py).
+    vs = router.match("PUT", "/users/7").route.versions
+    vs.mark(vs.default, Out(RETIRED, "bench"))  # retired: version 1, which runs its handler through transformers, stays in service
+    request = cases["no version asked (default)"]
+    assert resolve(request).version != vs.default
+    us = per_call_us(lambda: resolve(request))
+    worst = max(worst, us - base)
+    t.add_row("match + default out of service (fallback)", f"{us:.2f}", f"{us - base:.2f}", "met" if us - base < GOAL_US else "NOT met")
+    vs.mark(vs.default, None)
     console.print(t)
     console.print(f"version resolution adds at most {worst:.2f} µs per request (goal < {GOAL_US:g} µs): {'met' if worst < GOAL_US else 'NOT met'}")
 

@@ -97,6 +97,11 @@ def test_base_file_declares_its_version(tmp_path):
         ({"u.py": "ROLLOUT = 10\n" + H}, "one version"),
         ({"u@1.py": "ROLLOUT = 10\n" + H}, "is the oldest"),
         ({"[a].py": H, "[b]@2.py": H}, "same paths"),
+        ({"u.py": 'HEALTH = {"interval_s": 1}\n' + H}, "no health(gctx) function"),
+        ({"u.py": 'HEALTH = {"every": 1}\ndef health(gctx):\n    pass\n' + H}, "is not a mapping of interval_s"),
+        ({"u.py": 'HEALTH = {"failures": 0}\ndef health(gctx):\n    pass\n' + H}, "failures = 0 is not a positive integer"),
+        ({"u.py": 'DEPRECATED = "soon"\n' + H}, "DEPRECATED = 'soon' is not a date"),
+        ({"u.py": 'DEPRECATED = "2027-01-01"\nSUNSET = "2026-01-01"\n' + H}, "is before DEPRECATED"),
     ],
 )
 def test_bad_versions_stop_start_up(tmp_path, files, problem):

@@ -7,6 +7,7 @@
     gati audit [MODULE...]              what modules may do, did, were refused; findings (runtime/reports)
     gati audit diff OLD NEW | verify    permission diff between manifests; check the log's hash chain
     gati deploy k8s --image IMG         write the project's Kubernetes objects (runtime/cli/deploy.py)
+    gati versions list|show|diff|check|retire|restore   handler versions (runtime/cli/versions.py)
 
 Every command takes --project DIR (default: the current directory) to find the state
 directory (DIR/.gati, or $GATI_HOME). User errors print what went wrong and how to fix
@@ -54,6 +55,7 @@ from runtime.cli.publish import publish_command
 from runtime.cli.runtests import TEST_SETTINGS, test_command
 from runtime.cli.serving import claim_state
 from runtime.cli.version import main_options
+from runtime.cli.versions import versions_app
 from runtime.core.call import CallContext
 from runtime.core.errors import BadPayload, GatiError
 from runtime.core.secrets import configured as configured_secrets
@@ -74,6 +76,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(codegen_app, name="codegen")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(versions_app, name="versions")
 
 # project --------------------------------------------------------------------------------
 

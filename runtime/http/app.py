@@ -108,8 +108,9 @@ def use_routes(rt: Runtime, router: Router) -> None:
     No await runs between a request's route match and its lifecycle lookup (runtime.http.dispatch),
     so a request sees either the old routes or the new ones whole (reload_handlers, `gati dev`)."""
     s, hooks = rt.project.settings, rt.hooks
-    plans = {}
+    plans, manifests = {}, {}
     for route in router.served():
+        manifests[id(route)] = manifest = HandlerManifest.of(route)
         lifecycle = Lifecycle.build(
             route.handler,
             hooks.hooks,
@@ -131,12 +132,14 @@ def use_routes(rt: Runtime, router: Router) -> None:
             max_body=rt.ingress.max_body(route),
             rate=route.rate_limit or rt.ingress.default_rate,
             caller=f"handler:{route.pattern}",
-            fingerprint=HandlerManifest.of(route).fingerprint(),
+            fingerprint=manifest.fingerprint(),
             pins=declared_pins(route) or None,
         )
     if rt.manager is not None:  # a reload while serving: its pins must reach registered versions too
         check_pins(router.served(), {key: plan.pins for key, plan in plans.items() if plan.pins}, rt.manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in rt.manager.state.registry.names())
-    rt.router, rt.plans = router, plans
+    rt.router, rt.plans, rt.manifests = router, plans, manifests
+    if rt.timescape is not None:  # a reload while serving: the store learns the new versions, marks carry over
+        rt.timescape.adopt(router, manifests)
 
 
 def reload_handlers(app: web.Application) -> Router:

@@ -28,6 +28,7 @@ from runtime.http.recorder import Recorder
 from runtime.http.routing import Router
 from runtime.http.telemetry import Telemetry
 from runtime.http.tracing import Tracer
+from runtime.http.versions.service import Timescape
 from runtime.modules import ModuleManager
 from runtime.modules.manager import Intercept
 
@@ -57,6 +58,8 @@ class Runtime:
     recorder: Recorder | None = None
     # route pattern -> debug gate, looked up by each Lifecycle (runtime.http.playground.gates); None without the playground.
     gates: dict[str, Any] | None = None
+    manifests: dict[int, Any] = field(default_factory=dict)  # id(route) -> its HandlerManifest, for every served route
+    timescape: Timescape | None = None  # versions' store, health and drains (runtime.http.versions.service), from start-up
     # For tests (runtime.testing): what sees every module call first, and module folders not to
     # register because intercept answers for them (simulated modules).
     intercept: Intercept | None = None

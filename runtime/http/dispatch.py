@@ -80,6 +80,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     headers["traceparent"] = lctx.traceparent
     if lctx.version:
         headers["Gati-Version"] = lctx.version
+        if route.announce:  # DEPRECATED / SUNSET (runtime.http.versions.deprecation), made at load
+            headers.extend(route.announce)
     _finish(rt, request, route, lctx, resp, time.perf_counter() - start, error)
     current_request.reset(request_token)
     return resp

@@ -3,7 +3,8 @@
 Start-up registers every module of the project (a broken manifest stops it, and so does a handler's
 MODULES pin that no registered version satisfies, runtime.http.module_pins; handlers whose module
 calls do not fit the modules' schemas are logged, runtime.http.contracts), opens the state
-directory, the module manager, the pub/sub backend, the execution records and the snapshot store, builds gctx and
+directory, the module manager, the pub/sub backend, the execution records, the snapshot store and
+the versions' store and checks (runtime.http.versions.service), builds gctx and
 runs hooks.py's STARTUP functions; only then does /readyz answer 200. Shutdown runs SHUTDOWN in
 reverse and closes all of it, whatever failed before.
 """
@@ -34,6 +35,8 @@ from runtime.http.ratelimit import SharedRateLimiter
 from runtime.http.recorder import chain
 from runtime.http.snapshot_store import FILE as SNAPSHOTS_FILE
 from runtime.http.state import open_state
+from runtime.http.versions.service import Timescape
+from runtime.http.versions.store import VersionStore
 from runtime.modules import ModuleManager, ModuleSet, register_module
 
 log = logging.getLogger("gati.http")
@@ -45,6 +48,7 @@ async def lifespan(app: web.Application):
     project, s = rt.project, rt.project.settings
     key = configured_key(s.audit.key_secret, rt.secrets)
     state = await asyncio.to_thread(open_state, project.dir, s, key)  # in cluster mode: connecting to NATS
+    store = None
     try:
         if isinstance(state, ClusterState):  # limits across instances; this instance's audit log mirrored
             rt.ingress.shared = SharedRateLimiter(state.buckets)
@@ -63,10 +67,13 @@ async def lifespan(app: web.Application):
         if rt.recorder is not None:  # module calls recorded for snapshots, in front of any other intercept
             rt.recorder.open(state.path / SNAPSHOTS_FILE)
             manager.intercept = chain(rt.recorder.intercept, rt.intercept)
+        store = VersionStore.in_state_dir(state.path)  # the manifest store (versions.db, this instance's)
         rt.bus = await _bus(s.pubsub)
     except BaseException:
         if rt.recorder is not None:
             rt.recorder.close()
+        if store is not None:
+            store.close()
         state.close()
         raise
     rt.state, rt.manager = state, manager
@@ -74,6 +81,11 @@ async def lifespan(app: web.Application):
     app[STATE] = state
     rt.executions = ExecutionRecords(state.path / EXECUTIONS_FILE) if s.audit.executions else None
     rt.gctx = GlobalContext(s.config, ModuleSet(manager), secrets=SecretAccess(rt.secrets, rt.global_grant), metrics=rt.metrics, pubsub=rt.bus)
+    # Handler versions: their manifests and graphs stored, health checks, served times, drains.
+    timescape = Timescape(store, drain_after_s=s.versions.drain_after_s, interval_s=s.versions.check_interval_s)
+    timescape.adopt(rt.router, rt.manifests)
+    rt.timescape = timescape
+    timescape.start(rt.gctx)
     try:
         for fn in rt.hooks.startup:
             await _call(fn, rt.gctx)
@@ -86,6 +98,8 @@ async def lifespan(app: web.Application):
                 await _call(fn, rt.gctx)
             except Exception:
                 log.exception("shutdown function %s failed; the others still run", getattr(fn, "__name__", fn))
+        await timescape.close()
+        rt.timescape = None
         await rt.bus.close()
         await manager.close()
         rt.deadlines.close()

@@ -9,6 +9,7 @@
     ready_path = "/readyz"            # readiness: started, not stopping, modules and pub/sub healthy
     metrics_path = "/metrics"         # Prometheus
     openapi_path = "/openapi.json"    # the OpenAPI 3.1 document of the routes
+    versions_path = "/_gati/versions" # every route's versions, their states and served times (JSON)
 
     [ingress]
     max_body_bytes = 1048576          # 413 past this; a handler file may set MAX_BODY_BYTES
@@ -39,6 +40,10 @@
     namespace = "default"             # instances with the same nats and namespace share everything
     instance = ""                     # this instance in the audit stream (default: host name + state dir)
     timeout_ms = 2000                 # each shared-state operation; past it: 503
+
+    [versions]                        # handler versions: docs/versions.md
+    drain_after = "30d"               # retire a version no client asked for in this long; "" never
+    check_interval_s = 1.0            # served times flushed, store changes read, drains decided
 
     [config]                          # anything; handlers read it as gctx.config, read-only
     greeting = "hello"
@@ -92,6 +97,7 @@ class Server(_Strict):
     ready_path: str = "/readyz"
     metrics_path: str = "/metrics"
     openapi_path: str = "/openapi.json"  # the OpenAPI document of the routes (runtime.http.openapi)
+    versions_path: str = "/_gati/versions"  # the versions of every route (runtime.http.versions.service)
 
 
 class Ingress(_Strict):
@@ -170,6 +176,27 @@ class Cluster(_Strict):
     timeout_ms: int = 2000
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_s(text: str) -> float | None:
+    """ "30d", "12h", "90m", "45s", "2w" in seconds; None when it is none of these."""
+    m = _DURATION.fullmatch(text.strip())
+    return float(m.group(1)) * _UNIT_S[m.group(2)] if m else None
+
+
+class Versions(_Strict):
+    """Handler versions (docs/versions.md): a version no client asked for in drain_after is retired."""
+
+    drain_after: str = ""  # e.g. "30d"; "" never drains
+    check_interval_s: float = 1.0  # how often the server flushes served times, reads the store and drains
+
+    @property
+    def drain_after_s(self) -> float | None:
+        return duration_s(self.drain_after) if self.drain_after else None
+
+
 class Settings(_Strict):
     server: Server = Server()
     ingress: Ingress = Ingress()
@@ -182,6 +209,7 @@ class Settings(_Strict):
     egress: Egress = Egress()
     codegen: Codegen = Codegen()
     cluster: Cluster = Cluster()
+    versions: Versions = Versions()
     config: dict[str, Any] = {}
 
 
@@ -243,7 +271,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         unknown = re.match(r"Object contains unknown field `(.+)`", problem)
         if unknown:
             key = unknown.group(1) if key == "(top level)" else f"{key}.{unknown.group(1)}"
-            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [playground], [modules], [egress], [codegen], [cluster] and [config] (free-form)"
+            fix = "remove it; known sections are [server], [ingress], [auth], [secrets], [pubsub], [audit], [playground], [modules], [egress], [codegen], [cluster], [versions] and [config] (free-form)"
             raise ProjectError(file, key, "unknown key", fix) from None
         raise ProjectError(file, key, problem, "give it a value of the expected type") from None
     settings = _cluster_from_environment(settings)
@@ -261,7 +289,7 @@ def parse_settings(text: bytes, file: Path) -> Settings:
     ):
         if value <= 0:
             raise ProjectError(file, key, "must be positive", f"e.g. {example}")
-    for key in ("health_path", "ready_path", "metrics_path", "openapi_path"):
+    for key in ("health_path", "ready_path", "metrics_path", "openapi_path", "versions_path"):
         path = getattr(settings.server, key)
         if path and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", path):
             raise ProjectError(file, f"server.{key}", f"{path!r} is not a URL path", 'e.g. "/metrics", or "" to turn it off')
@@ -269,6 +297,10 @@ def parse_settings(text: bytes, file: Path) -> Settings:
         raise ProjectError(file, "audit.snapshot_body_bytes", "must not be negative", "e.g. snapshot_body_bytes = 65536 (0: no bodies)")
     if not re.fullmatch(r"/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]", settings.playground.path):
         raise ProjectError(file, "playground.path", f"{settings.playground.path!r} is not a URL path", 'e.g. path = "/_gati/playground"')
+    if settings.versions.drain_after and not settings.versions.drain_after_s:
+        raise ProjectError(file, "versions.drain_after", f"{settings.versions.drain_after!r} is not a duration", 'e.g. drain_after = "30d" (s, m, h, d or w), or "" to never drain')
+    if settings.versions.check_interval_s <= 0:
+        raise ProjectError(file, "versions.check_interval_s", "must be positive", "e.g. check_interval_s = 1.0")
     if settings.pubsub.backend not in ("memory", "nats"):
         raise ProjectError(file, "pubsub.backend", f"unknown backend {settings.pubsub.backend!r}", 'use "memory" or "nats"')
     unknown = set(settings.secrets.providers) - {"env", "file"}

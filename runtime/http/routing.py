@@ -12,6 +12,9 @@ A file exports `handler` and may declare (all optional):
     VERSION = "2"                    # in lctx.meta, spans, execution records and snapshots
     SINCE = "2026-11-01"             # the day this version went live (date pins; runtime.http.versions)
     ROLLOUT = 10                     # percent of clients that get this new default (sticky per client)
+    HEALTH = {"interval_s": 10}      # with def health(gctx): failing checks take the version out of routing
+    DEPRECATED = "2026-12-01"        # Deprecation / Sunset headers on its answers (docs/versions.md)
+    SUNSET = "2027-03-01"
     MODULES = ["greet"]              # modules it calls that the source does not show (handler manifest)
     BEFORE = [fn, hook(fn, timeout_ms=100, retries=2)]   # route hooks (runtime.http.lifecycle)
     AFTER = [fn]
@@ -59,7 +62,9 @@ from runtime.http.gtype import GType, GTypeError
 from runtime.http.lifecycle import HookSet
 from runtime.http.ratelimit import Rate
 from runtime.http.request import Request
+from runtime.http.versions.deprecation import Headers, announce
 from runtime.http.versions.graph import Pinned, Version, VersionSet
+from runtime.http.versions.health import HealthSpec
 from runtime.http.versions.layout import LABEL_RE, split_name
 from runtime.http.versions.resolver import parse_since
 from runtime.http.versions.transformers import Transformer
@@ -111,6 +116,10 @@ class Route:
     versions: VersionSet | None = None  # on the router's entry of a route with several versions
     rollout: int | None = None  # ROLLOUT = 10: percent of clients this version, as the new default, goes to
     pinned: Pinned | None = None  # serving an older version through transformers (runtime.http.versions.graph)
+    health: HealthSpec | None = None  # HEALTH and health(gctx): checked in the background (runtime.http.versions.health)
+    deprecated: str = ""  # DEPRECATED = "2026-12-01"
+    sunset: str = ""  # SUNSET = "2027-03-01"
+    announce: Headers = ()  # the Deprecation / Sunset / Link headers its answers carry (runtime.http.versions.deprecation)
 
     def allows(self, method: str) -> bool:
         # HEAD is a GET without a body; aiohttp drops the body for us.
@@ -378,6 +387,15 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
     rollout = getattr(module, "ROLLOUT", None)
     if rollout is not None and (not isinstance(rollout, int) or isinstance(rollout, bool) or not 0 <= rollout <= 100):
         raise RouteError(file, f"ROLLOUT = {rollout!r} is not a percentage", "e.g. ROLLOUT = 10 (0 to 100: the share of clients)")
+    try:
+        health = HealthSpec.parse(getattr(module, "HEALTH", None), getattr(module, "health", None))
+    except ValueError as exc:
+        raise RouteError(file, str(exc), 'e.g. HEALTH = {"interval_s": 10, "timeout_ms": 500, "failures": 3, "passes": 1} with async def health(gctx): ...') from None
+    deprecated, sunset = getattr(module, "DEPRECATED", ""), getattr(module, "SUNSET", "")
+    try:
+        announced = announce(deprecated, sunset)
+    except ValueError as exc:
+        raise RouteError(file, str(exc), 'e.g. DEPRECATED = "2026-12-01" and SUNSET = "2027-03-01"') from None
     request_type, response_type = _types(module, handler, file)
     return Route(
         pattern, file, handler, frozenset(m.upper() for m in methods), timeout_ms, regex, rank,
@@ -394,6 +412,10 @@ def _load(file: Path, root: Path, pattern: str, regex: re.Pattern, rank: tuple) 
         since=since,
         rollout=rollout,
         modules=tuple(sorted(set(declared_modules))),
+        health=health,
+        deprecated=deprecated,
+        sunset=sunset,
+        announce=announced,
     )
 
 

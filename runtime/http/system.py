@@ -7,6 +7,9 @@
                                                active version makes that module "down"
     [server] metrics_path (default /metrics)   Prometheus text format (runtime.http.metrics)
     [server] openapi_path (default /openapi.json)   the routes as OpenAPI 3.1 (runtime.http.openapi)
+    [server] versions_path (default /_gati/versions) every route's versions: graph, states, served times
+                                               (runtime.http.versions.service); /readyz's "versions"
+                                               also lists handler versions failing HEALTH ("/route@2")
 
 A path set to "" is not served; a path a handler file also claims stops start-up.
 """
@@ -31,6 +34,8 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
     async def ready(request: web.Request) -> web.Response:
         modules = rt.manager.health() if rt.manager else {}
         out_of_service = rt.manager.out_of_service() if rt.manager else {}
+        if rt.timescape is not None:  # handler versions failing their HEALTH checks: "/route@2"
+            out_of_service = {**out_of_service, **rt.timescape.out_of_service()}
         pubsub = "ok" if rt.bus is not None and rt.bus.healthy() else "down"
         shared = rt.state.health() if rt.state else {}  # cluster mode: {"cluster": "ok" | "down"}
         is_ready = rt.status == "ready" and pubsub == "ok" and "down" not in modules.values() and "down" not in shared.values()
@@ -43,6 +48,11 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
         }
         return web.json_response(body, status=200 if is_ready else 503)
 
+    async def versions(request: web.Request) -> web.Response:
+        if rt.timescape is None:
+            return web.json_response({"error": {"code": "starting", "message": "not started yet"}}, status=503)
+        return web.json_response(rt.timescape.describe())
+
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=rt.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
@@ -52,6 +62,7 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
         ("ready_path", server.ready_path, ready),
         ("metrics_path", server.metrics_path, metrics),
         ("openapi_path", server.openapi_path, openapi),
+        ("versions_path", server.versions_path, versions),
     ):
         if not path:
             continue

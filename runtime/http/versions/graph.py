@@ -19,10 +19,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from runtime.core.errors import GatiError
+from runtime.http.versions.availability import Out, effective, fallback, refuse
 from runtime.http.versions.compat import Compat, compare
+from runtime.http.versions.deprecation import successor
 from runtime.http.versions.resolver import QUERY_PARAM, VersionTable
 from runtime.http.versions.transformers import Chain, Transformer, TransformerError
 
@@ -76,6 +79,7 @@ class VersionSet:
 
     def __init__(self, pattern: str, versions: list[Version]):
         self.pattern = pattern
+        versions = self._announced(versions)
         self.versions = tuple(versions)  # oldest first
         self.steps: tuple[Step, ...] = tuple(
             Step(b.label, _compare(a.route, b.route), b.transformer is not None) for a, b in zip(versions, versions[1:])
@@ -100,6 +104,34 @@ class VersionSet:
         self.table = VersionTable(pattern, tuple(v.label for v in versions), tuple(v.since for v in versions), default, rollout, previous)
         self.serve: dict[str, Any] = {v.label: self._served(i) for i, v in enumerate(versions)}
         self.methods = frozenset(m for v in versions for m in v.route.methods)
+        self.labels = self.table.labels
+        self.runs = {label: (route.pinned.runs if route.pinned else label) for label, route in self.serve.items()}
+        # Out of service (availability.py): marks by the health checks and the store, and what they
+        # mean per label; empty while everything is served, which is all a request checks then.
+        self.marks: dict[str, Out] = {}
+        self.out: dict[str, Out] = {}
+        # The versions clients asked for since the store last took them (service.py): a set add per request.
+        self.seen: set[str] = set()
+
+    def _announced(self, versions: list[Version]) -> list[Version]:
+        """Versions whose file declares DEPRECATED or SUNSET also announce their successor: the next version."""
+        out = []
+        for i, v in enumerate(versions):
+            if v.route.announce and i + 1 < len(versions):
+                v = dataclasses.replace(v, route=dataclasses.replace(v.route, announce=v.route.announce + (successor(versions[i + 1].label),)))
+            out.append(v)
+        return out
+
+    def mark(self, label: str, out: Out | None) -> bool:
+        """Take a version out of service (or, None, put it back); True when that changed anything."""
+        if self.marks.get(label) == out:
+            return False
+        if out is None:
+            del self.marks[label]
+        else:
+            self.marks[label] = out
+        self.out = effective(self.labels, self.runs, self.marks)
+        return True
 
     def _served(self, i: int) -> Any:
         """The Route that answers requests pinned to versions[i]: its own, or a newer one through transformers."""
@@ -122,6 +154,7 @@ class VersionSet:
             target.route,
             version=pinned.label,
             pinned=Pinned(pinned.label, target.label, chain, pinned.route.request_type, pinned.route.response_type),
+            announce=pinned.route.announce,  # the version asked is the one deprecated, not the one that runs
         )
 
     def pick(self, request: Any) -> Any:
@@ -135,7 +168,12 @@ class VersionSet:
         if self.table.rollout < 100:
             forwarded = headers.get("X-Forwarded-For", "").split(",")[0].strip()
             client = headers.get("Authorization") or headers.get("X-API-Key") or forwarded or request.remote or ""
-        asked = self.table.resolve(headers.get(HEADER) or headers.get(ALT_HEADER), url.query.get(QUERY_PARAM) if url.raw_query_string else None, client)
+        header = headers.get(HEADER) or headers.get(ALT_HEADER)
+        query = url.query.get(QUERY_PARAM) if url.raw_query_string else None
+        asked = self.table.resolve(header, query, client)
+        self.seen.add(asked)
+        if self.out:  # some version is out of service (availability.py)
+            asked = self._available(asked, header or query)
         route = self.serve[asked]
         if not route.allows(method):
             methods = ", ".join(sorted(route.methods))
@@ -144,6 +182,17 @@ class VersionSet:
             raise err
         return route
 
+    def _available(self, asked: str, named: str | None) -> str:
+        out = self.out.get(asked)
+        if out is None:
+            return asked
+        if named:
+            raise refuse(self.pattern, asked, out, self.labels, self.out, self.default)
+        label = fallback(self.labels, asked, self.out)
+        if label is None:
+            raise refuse(self.pattern, asked, out, self.labels, self.out, self.default)
+        return label
+
     def routes(self) -> list[Any]:
         """Every Route a request may run: each version's own, and those serving pinned versions through chains."""
         out = {id(v.route): v.route for v in self.versions}
@@ -151,7 +200,7 @@ class VersionSet:
         return list(out.values())
 
     def describe(self) -> dict[str, Any]:
-        """The version graph, as JSON: what `gati versions` and the manifest store (phase 2) will show."""
+        """The version graph, as JSON: what `gati versions` shows and the manifest store (store.py) keeps."""
         return {
             "route": self.pattern,
             "default": self.default,
@@ -165,5 +214,12 @@ class VersionSet:
                 }
                 for v in self.versions
             ],
-            "steps": [{"version": s.label, "breaking": s.compat.breaking, "reasons": list(s.compat.reasons), "transformed": s.transformed} for s in self.steps],
+            "steps": [
+                {"version": s.label, "breaking": s.compat.breaking, "reasons": list(s.compat.reasons), "transformed": s.transformed, "transformer": _transformer_file(v)}
+                for s, v in zip(self.steps, self.versions[1:])
+            ],
         }
+
+
+def _transformer_file(v: Version) -> str | None:
+    return str(PurePosixPath(v.route.rel).with_name(v.transformer.file.name)) if v.transformer is not None else None
