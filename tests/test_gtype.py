@@ -392,3 +392,10 @@ def test_diff_reads_like_api_review():
     assert diff(GType.of(V2), GType.of(V3)).breaking  # email now required, age removed
     response = diff(GType.of(V1), GType.of(V2), role="response")
     assert response.breaking  # a v1 client reading age as an integer may now get 1.5
+
+
+@pytest.mark.parametrize("value", [{"a": str}, [int], {str}])
+def test_a_value_where_a_type_belongs_is_a_clear_error(value):
+    # REQUEST = {"a": str} crashed with "unhashable type" (an internal error) before.
+    with pytest.raises(GTypeError, match="is a value, not a type"):
+        GType.of(value)

@@ -263,6 +263,8 @@ class GType:
 
 
 def _from_hint(tp: Any, stack: tuple) -> GType:
+    if isinstance(tp, (dict, list, set)):  # a value where a type belongs, e.g. REQUEST = {"a": str}
+        raise GTypeError(f"{tp!r} is a value, not a type", fix="declare a type: a msgspec.Struct, TypedDict or dataclass, or e.g. dict[str, int]")
     if tp is Any or tp is object:
         return GType("any")
     if tp is None or tp is type(None):
