@@ -60,6 +60,16 @@ async def test_a_handler_pin_rides_the_call_context(state, manager, tmp_path):
     assert pinned.nested("module:x", 1.0).pins is None
 
 
+async def test_calls_to_a_pinned_version_are_counted_under_the_module_name(state, manager, tmp_path):
+    # Metrics label module calls by name: "greet@1" is greet, whichever version answered.
+    register_greets(state, tmp_path, ("1.2.0", False))
+    seen = []
+    manager.observer = lambda module, method, outcome, seconds: seen.append((module, method, outcome))
+    await answer(manager, "greet@1")
+    await answer(manager, "greet")
+    assert seen == [("greet", "hello", "ok"), ("greet", "hello", "ok")]
+
+
 async def test_a_new_registration_is_seen_by_the_next_resolution(state, manager, tmp_path):
     register_greets(state, tmp_path, ("1.0.0", False))
     assert await answer(manager, "greet@^1") == "1.0.0"

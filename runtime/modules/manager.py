@@ -162,17 +162,7 @@ class ModuleManager:
             return await self._traced(module, method, payload, ctx or request_context.get())
         if self.observer is None:
             return await self._call(module, method, payload, ctx)
-        start, outcome = time.perf_counter(), "ok"  # as _observed, inline: one coroutine less per call
-        try:
-            return await self._call(module, method, payload, ctx)
-        except GatiError as err:
-            outcome = err.code
-            raise
-        except BaseException as err:
-            outcome = type(err).__name__
-            raise
-        finally:
-            self.observer(module, method, outcome, time.perf_counter() - start)
+        return await self._observed(module, method, payload, ctx)
 
     async def _traced(self, module: str, method: str, payload: Any, ctx: CallContext) -> Any:
         """The call as a CLIENT span under the current one; the callee continues the trace from that span."""
