@@ -25,6 +25,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from tracing_support import TRACE_TOML, TRACE_WAT
 
 from sandboxes.oci import available
 
@@ -42,21 +43,6 @@ HEADERS = {
     "User-Agent": "otlp-test/1",
 }
 
-# Answers with the trace context the host gives it (docs/wasm-abi.md, trace_context), or null.
-TRACE_WAT = """
-(module
-  (import "gati" "trace_context" (func $trace_context (result i32)))
-  (import "gati" "result_len" (func $result_len (result i32)))
-  (import "gati" "result_read" (func $result_read (param i32)))
-  (import "gati" "output" (func $output (param i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "null")
-  (func (export "context") (result i32)
-    (if (i32.eqz (call $trace_context))
-      (then (call $result_read (i32.const 64)) (call $output (i32.const 64) (call $result_len)))
-      (else (call $output (i32.const 0) (i32.const 4))))
-    (i32.const 0)))
-"""
 
 TRACE_PY = """
 from gati_sdk import Module
@@ -99,7 +85,7 @@ def project(root: Path) -> Path:
     files = {
         "gati.toml": "",
         "handlers/both.py": HANDLER,
-        "modules/tracewasm/module.toml": 'name = "tracewasm"\nversion = "1.0.0"\nkind = "wasm"\n[artifact]\npath = "trace.wat"\n[methods.context]\n',
+        "modules/tracewasm/module.toml": TRACE_TOML,
         "modules/tracewasm/trace.wat": TRACE_WAT,
         "modules/tracepy/module.toml": 'name = "tracepy"\nversion = "1.0.0"\nkind = "oci"\n[artifact]\nbuild = "."\n[methods.context]\n',
         "modules/tracepy/Dockerfile": 'ARG GATI_PYTHON\nFROM ${GATI_PYTHON}\nCOPY trace.py /module/trace.py\nENTRYPOINT ["python3", "/module/trace.py"]\n',

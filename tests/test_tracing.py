@@ -19,6 +19,7 @@ from hypothesis import given
 from opentelemetry.trace import get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from hypothesis import strategies as st
+from tracing_support import wasm_module
 
 from runtime.core.call import CallContext, TraceContext
 from runtime.http.context import LocalContext, current_request, parse_traceparent
@@ -31,29 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SDK = ROOT / "sdk" / "python"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-TRACE_WAT = """
-(module
-  (import "gati" "trace_context" (func $trace_context (result i32)))
-  (import "gati" "result_len" (func $result_len (result i32)))
-  (import "gati" "result_read" (func $result_read (param i32)))
-  (import "gati" "output" (func $output (param i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "null")
-  (func (export "context") (result i32)
-    (if (i32.eqz (call $trace_context))
-      (then (call $result_read (i32.const 64)) (call $output (i32.const 64) (call $result_len)))
-      (else (call $output (i32.const 0) (i32.const 4))))
-    (i32.const 0)))
-"""
-TRACE_TOML = 'name = "tracewasm"\nversion = "1.0.0"\nkind = "wasm"\n[artifact]\npath = "trace.wat"\n[methods.context]\n'
-
-
-def wasm_module(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "module.toml").write_text(TRACE_TOML)
-    (folder / "trace.wat").write_text(TRACE_WAT)
-    return folder
 
 
 # -- configuration from OTEL_* ----------------------------------------------------------------------
@@ -120,7 +98,6 @@ def test_what_cannot_be_configured_is_an_error_with_a_fix(otel_env, var, value, 
 
 
 # -- W3C headers through the propagators --------------------------------------------------------------
-
 
 
 @given(st.text("0123456789abcdef", min_size=32, max_size=32), st.text("0123456789abcdef", min_size=16, max_size=16), st.sampled_from(["00", "01"]))
