@@ -136,7 +136,7 @@ def use_routes(rt: Runtime, router: Router) -> None:
             pins=declared_pins(route) or None,
         )
     if rt.manager is not None:  # a reload while serving: its pins must reach registered versions too
-        check_pins(router.served(), {key: plan.pins for key, plan in plans.items() if plan.pins}, rt.manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in rt.manager.state.registry.names())
+        check_pins(plans.values(), rt.manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in rt.manager.state.registry.names())
     rt.router, rt.plans, rt.manifests = router, plans, manifests
     if rt.timescape is not None:  # a reload while serving: the store learns the new versions, marks carry over
         rt.timescape.adopt(router, manifests)

@@ -63,7 +63,7 @@ async def lifespan(app: web.Application):
         manager.intercept = rt.intercept
         registered = set(state.registry.names())
         # A pin nothing satisfies stops start-up (a simulated module of the testing kit is not registered: not checked).
-        check_pins(rt.router.served(), {key: plan.pins for key, plan in rt.plans.items() if plan.pins}, manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in registered)
+        check_pins(rt.plans.values(), manager.versions.registered, skip=lambda name: rt.intercept is not None and name not in registered)
         if rt.recorder is not None:  # module calls recorded for snapshots, in front of any other intercept
             rt.recorder.open(state.path / SNAPSHOTS_FILE)
             manager.intercept = chain(rt.recorder.intercept, rt.intercept)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Mapping
 from runtime.core import versions
 from runtime.core.errors import GatiError, ModuleNotFound
 from runtime.core.registry import Registration
+from runtime.http.plan import RoutePlan
 from runtime.http.routing import Route, RouteError
 
 NONE: Mapping[str, str] = MappingProxyType({})
@@ -57,17 +58,17 @@ def declared_pins(route: Route) -> Mapping[str, str]:
 
 
 def check_pins(
-    routes: Iterable[Route],
-    pins: Mapping[int, Mapping[str, str]],
+    plans: Iterable[RoutePlan],
     registered: Callable[[str], list[Registration]],
     *,
     skip: Callable[[str], bool] = lambda name: False,
 ) -> None:
-    """Every pin reaches a registered version (health aside); PinError naming the versions registered otherwise.
+    """Every route's pins reach a registered version (health aside); PinError naming the versions registered otherwise.
 
     registered: the module manager's VersionIndex.registered. skip: names not to check (simulated modules)."""
-    for route in routes:
-        for name, spec in pins.get(id(route), NONE).items():
+    for plan in plans:
+        route = plan.route
+        for name, spec in (plan.pins or NONE).items():
             if skip(name):
                 continue
             try:
