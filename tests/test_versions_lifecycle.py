@@ -139,11 +139,15 @@ async def test_drained_version_retired_then_restored(make_project, serve, gati_h
         # The store is what the server decides from: version 1 last asked for two days ago.
         store.set_last_served("/v", "1", time.time() - 2 * 86400)
 
-        async def state_is(state):
-            # watched through the store: asking for version 1 would count as a client asking for it
-            return (await until(lambda: _state(store, state), f"version 1 {state}")) and await client.get("/v", headers={"Gati-Version": "1"})
+        # watched through the store first: asking for version 1 before it is drained would count as a client asking for it
+        await until(lambda: _state(store, "drained"), "version 1 drained")
 
-        r = await state_is("drained")
+        async def refused():
+            # the server applies the store's state on its own event loop, just after the store holds it
+            r = await client.get("/v", headers={"Gati-Version": "1"})
+            return r if r.status != 200 else None
+
+        r = await until(refused, "version 1 drained: no longer served")
         body = await r.json()
         assert r.status == 410, body
         assert body["error"]["code"] == "version_retired" and body["error"]["current"] == "2"
