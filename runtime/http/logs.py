@@ -10,16 +10,26 @@ line in either format finds its request's execution record and its trace.
 span_id is the span current when the line was logged (a hook's, the handler's, a module call's)
 when the request is traced (docs/observability.md), else the request's own span id, the one its
 traceparent response header names.
+
+Access lines are formatted here, not by aiohttp's generic formatter and the logging module, and
+written to stderr in batches (every FLUSH_S, or at BATCH_BYTES): through both, a line cost as much
+CPU as a whole bare aiohttp request (docs/performance.md). Any other log line first writes the
+access lines before it, so the order on stderr is the order things happened; a process killed
+with SIGKILL loses at most FLUSH_S of access lines.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
+import msgspec
 from aiohttp.abc import AbstractAccessLogger
 from opentelemetry.trace import get_current_span
 
@@ -27,7 +37,8 @@ from runtime.core.errors import GatiError
 from runtime.http.context import current_request
 
 FORMATS = ("text", "json")
-TEXT_ACCESS = '%a "%r" %s %b %Tf request=%{X-Request-Id}o traceparent=%{traceparent}o'
+FLUSH_S = 0.05
+BATCH_BYTES = 64 << 10
 
 
 def trace_ids(lctx) -> tuple[str, str]:
@@ -75,22 +86,108 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _AccessLines:
+    """Access lines waiting for one write to stderr. Added on the event loop; flushed there, at exit,
+    or from any thread that logs another line (hence the lock)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.size = 0
+        self.scheduled = False
+        self.lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self.lock:
+            self.lines.append(line)
+            self.size += len(line)
+        if self.size >= BATCH_BYTES:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(FLUSH_S, self._due)
+
+    def _due(self) -> None:
+        self.scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            if self.lines:
+                text = "".join(self.lines)
+                self.lines.clear()
+                self.size = 0
+                sys.stderr.write(text)
+                sys.stderr.flush()
+
+
+_ACCESS = _AccessLines()
+_encode = msgspec.json.Encoder().encode
+atexit.register(_ACCESS.flush)
+_worker_tag: int | None = None  # set by setup_logging: a worker names itself on each line
+
+
+class _Handler(logging.StreamHandler):
+    """stderr; the access lines logged before a record are written before it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _ACCESS.flush()
+        super().emit(record)
+
+
+class _Clock:
+    """The local time of logging's asctime ("2026-12-01 10:25:13,075"), formatted once per second."""
+
+    def __init__(self) -> None:
+        self.second, self.text = -1, ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.second, self.text = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        return f"{self.text},{int((now - second) * 1000):03d}"
+
+
+class TextAccessLogger(AbstractAccessLogger):
+    """`<time> INFO aiohttp.access: <remote> "<request line>" <status> <bytes> <seconds> request=<id> traceparent=<...>`"""
+
+    clock = _Clock()
+
+    def log(self, request, response, duration: float) -> None:
+        who = f" [worker {_worker_tag}]" if _worker_tag is not None else ""
+        headers = response.headers
+        _ACCESS.add(
+            f'{self.clock.now()} INFO{who} aiohttp.access: {request.remote} "{request.method} {request.path_qs} '
+            f'HTTP/{request.version.major}.{request.version.minor}" {response.status} {response.body_length} {duration:.6f} '
+            f'request={headers.get("X-Request-Id", "-")} traceparent={headers.get("traceparent", "-")}\n'
+        )
+
+
 class JsonAccessLogger(AbstractAccessLogger):
     """One JSON line per request; the ids come from the response (the request's context is gone by now)."""
 
     def log(self, request, response, duration: float) -> None:
         traceparent = response.headers.get("traceparent", "").split("-")
-        fields = {
-            "method": request.method,
-            "path": request.path,
-            "status": response.status,
-            "duration_ms": round(duration * 1000, 3),
-            "remote": request.remote,
-            "request_id": response.headers.get("X-Request-Id", ""),
-            "trace_id": traceparent[1] if len(traceparent) >= 4 else "",
-            "span_id": traceparent[2] if len(traceparent) >= 4 else "",
+        now = time.time()
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "level": "info",
+            "logger": "aiohttp.access",
+            "message": f"{request.method} {request.path} {response.status}",
         }
-        self.logger.info("%s %s %s", request.method, request.path, response.status, extra={"fields": fields})
+        if _worker_tag is not None:
+            entry["worker"] = _worker_tag
+        entry.update(
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            duration_ms=round(duration * 1000, 3),
+            remote=request.remote,
+            request_id=response.headers.get("X-Request-Id", ""),
+            trace_id=traceparent[1] if len(traceparent) >= 4 else "",
+            span_id=traceparent[2] if len(traceparent) >= 4 else "",
+        )
+        _ACCESS.add(_encode(entry).decode() + "\n")
 
 
 def check_format(log_format: str) -> str:
@@ -101,8 +198,10 @@ def check_format(log_format: str) -> str:
 
 def setup_logging(log_format: str, *, worker: int | None = None) -> None:
     """The root logger to stderr at INFO, in the format asked for; a worker names itself on each line."""
+    global _worker_tag
     check_format(log_format)
-    handler = logging.StreamHandler(sys.stderr)
+    _worker_tag = worker
+    handler = _Handler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter(worker))
     else:
@@ -117,4 +216,4 @@ def access_log_options(on: bool = True, log_format: str = "text") -> dict[str, A
     """What web.run_app / web.AppRunner take for the access log: a line per request in the format, or none."""
     if not on:
         return {"access_log": None}
-    return {"access_log_class": JsonAccessLogger} if log_format == "json" else {"access_log_format": TEXT_ACCESS}
+    return {"access_log_class": JsonAccessLogger if log_format == "json" else TextAccessLogger}
