@@ -108,7 +108,7 @@ def serve(
     workers: Annotated[
         Optional[int], typer.Option(min=1, help="Processes serving the port together (default: one per core; see docs/performance.md).")
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log a line per request (costs about as much CPU as a bare aiohttp request).")] = True,
+    access_log: Annotated[bool, typer.Option(help="Log a line per request (written to stderr in batches, every 50 ms).")] = True,
     log_format: LogFormatOpt = "text",
 ) -> None:
     """Serve a project over HTTP; its modules are registered on start."""
