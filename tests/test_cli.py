@@ -179,3 +179,17 @@ def test_module_serve_refuses_an_unknown_module(project):
     result = gati("module", "serve", "ghost", "--listen", "unix:/tmp/never.sock", "--project", project)
     assert result.exit_code == 1
     assert "no module named 'ghost'" in result.stderr
+
+
+def test_ctrl_c_while_the_command_still_imports_exits_130_without_a_traceback():
+    # -X importtime prints a line as each import ends: once aiohttp's is out, Python's SIGINT
+    # handler is in place and most of the CLI's imports are still to come.
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", GATI, "--version"], stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:  # bounded: the imports end, and with them the output
+        seen.append(line)
+        if line.rstrip().split("|")[-1].strip() == "aiohttp":
+            proc.send_signal(2)
+            break
+    stderr = "".join(seen) + proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
