@@ -15,9 +15,9 @@ Failures are the typed errors of runtime.core.errors.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
+from collections import deque
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +39,7 @@ from runtime.core.secrets import Secrets
 from runtime.core.state import StateDir
 from runtime.modules.backends import Backends
 from runtime.modules.contracts import Contracts
+from runtime.modules import payload_json
 from runtime.modules.health import HealthChecks
 from runtime.modules.versions import VersionIndex
 from sandboxes import Sandbox
@@ -47,9 +48,8 @@ from sandboxes import Sandbox
 # must copy its input into its own linear memory.
 MAX_PAYLOAD_BYTES = 4 << 20
 
-# One encoder for every call (json.dumps with options builds a new one each time). NaN and
-# Infinity are not JSON: a payload holding them is refused, as an answer holding them is.
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+# NaN and Infinity are not JSON: a payload holding them is refused, as an answer holding them is.
+_encode = payload_json.encode
 
 # How long past its own deadline we wait for a sandbox before giving up on it: the
 # sandbox stops the work itself (epochs, kill); this only guards against a stuck backend.
@@ -62,42 +62,45 @@ Intercept = Callable[[str, str, Any, CallContext, Proceed], Awaitable[Any]]
 
 
 class _Running:
-    """A started sandbox plus the gate that bounds its concurrency."""
+    """A started sandbox plus the gate that bounds its concurrency: `free` slots, then a line of
+    waiting calls (first come, first served) no longer than `max_waiting`.
+
+    The gate is two fields rather than an asyncio.Semaphore so that the manager's fast path takes
+    and gives a free slot with no coroutine and no method call (0.64 -> 0.08 µs a call). While a
+    slot is free nobody waits: a freed slot goes to the first in line before it counts as free."""
 
     def __init__(self, registration: Registration, sandbox: Sandbox):
         self.registration = registration
         self.sandbox = sandbox
-        limits = registration.manifest.limits
-        self.slots = asyncio.Semaphore(limits.concurrency)
+        manifest = registration.manifest
+        limits = manifest.limits
+        self.free = limits.concurrency
+        self.line: deque[asyncio.Future] = deque()  # one future per waiting call, resolved when a slot is handed to it
         self.max_waiting = limits.queue
-        self.waiting = 0
         self.bounded = getattr(sandbox, "bounded", False)  # it stops its own calls: no backstop timer needed
+        # Each method's own timeout (else the module's), in seconds: asked once, not per call.
+        self.timeouts = {method: manifest.method_timeout_ms(method) / 1000 for method in manifest.methods}
         self.active = 0  # calls in it, waiting or running: a replaced sandbox is closed once they are done
-        self.idle = asyncio.Event()
-        self.idle.set()
+        self._drained: asyncio.Event | None = None  # made only while _retire waits for the calls in it
+
+    @property
+    def waiting(self) -> int:
+        return len(self.line)
 
     async def call(self, method: str, data: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         name = self.registration.name
-        if self.slots.locked() and self.waiting >= self.max_waiting:
+        if not self.free and len(self.line) >= self.max_waiting:
             raise ModuleBusy(
-                f"module {name} is at its concurrency limit with {self.waiting} calls waiting",
+                f"module {name} is at its concurrency limit with {len(self.line)} calls waiting",
                 fix="retry later, or raise [limits] concurrency / queue",
                 module=name,
             )
         self.active += 1
-        self.idle.clear()
         try:
-            if self.slots.locked():
-                self.waiting += 1
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        await self.slots.acquire()
-                except TimeoutError:
-                    raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
-                finally:
-                    self.waiting -= 1
+            if self.free:
+                self.free -= 1
             else:
-                await self.slots.acquire()  # free: returns at once
+                await self._wait(method, timeout_s)
             try:
                 if self.bounded:
                     return await self.sandbox.call(method, data, ctx, timeout_s)
@@ -106,11 +109,50 @@ class _Running:
             except TimeoutError:
                 raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
             finally:
-                self.slots.release()
+                self.give()
         finally:
-            self.active -= 1
-            if self.active == 0:
-                self.idle.set()
+            self.left()
+
+    async def _wait(self, method: str, timeout_s: float) -> None:
+        """Wait in line for a slot, up to timeout_s."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.line.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot just as we gave up: the next in line gets it
+            else:
+                self.line.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                name = self.registration.name
+                raise ModuleTimeout(f"{name}.{method} waited {timeout_s:.1f} s for a free slot", module=name, method=method) from None
+            raise
+
+    def give(self) -> None:
+        """A slot is given back: to the first call in line, else it is free."""
+        line = self.line
+        while line:
+            waiter = line.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+    def left(self) -> None:
+        """A call left this sandbox."""
+        self.active -= 1
+        if not self.active and self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
+    async def drained(self) -> None:
+        """Return once no call is in this sandbox."""
+        if self.active:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            await self._drained.wait()
 
 
 class ModuleManager:
@@ -160,9 +202,62 @@ class ModuleManager:
         """module: a name, or name@constraint (`greet@1`, `greet@1.2.0`, `greet@^1.2`)."""
         if self.tracer is not None and trace.get_current_span().is_recording():
             return await self._traced(module, method, payload, ctx or request_context.get())
-        if self.observer is None:
-            return await self._call(module, method, payload, ctx)
-        return await self._observed(module, method, payload, ctx)
+        # The fast path, for the common call: a name without a pin, no intercept, its active registration
+        # started with a free slot in a sandbox that bounds its own calls, a declared method. It does what
+        # _observed, _call, _dispatch and _Running.call do, in this one frame; anything else goes there.
+        running = self._running.get(module)  # None for "name@constraint": those keys are bare names
+        if running is None or self.intercept is not None or not running.bounded:
+            return await (self._call(module, method, payload, ctx) if self.observer is None else self._observed(module, method, payload, ctx))
+        if ctx is None:
+            ctx = request_context.get()
+        pins = ctx.pins
+        default_s = running.timeouts.get(method)
+        if default_s is None or (pins and module in pins) or ctx.depth > MAX_CALL_DEPTH:
+            return await (self._call(module, method, payload, ctx) if self.observer is None else self._observed(module, method, payload, ctx))
+        observer = self.observer
+        start, outcome = time.perf_counter(), "ok"
+        try:
+            registration = self.state.registry.get(module)
+            if registration is not running.registration or not running.free:  # re-registered, or a wait for a slot
+                return await self._dispatch(module, method, payload, ctx)
+            schemas = self.contracts.of(registration).get(method)
+            if schemas is not None and schemas[0] is not None:
+                Contracts.check(schemas[0], registration, method, "input", payload)
+            try:
+                data = _encode(payload).encode()
+            except (TypeError, ValueError) as exc:
+                raise _not_json(module, method, exc) from None
+            if len(data) > MAX_PAYLOAD_BYTES:
+                raise _too_large(module, method, len(data))
+            deadline = ctx.deadline  # ctx.remaining(default_s), inline
+            timeout_s = default_s if deadline is None else max(0.0, min(default_s, deadline - time.monotonic()))
+            running.free -= 1  # no await since the check above: the slot is still free
+            running.active += 1
+            try:
+                out = await running.sandbox.call(method, data, ctx, timeout_s)
+            except TimeoutError:
+                raise ModuleTimeout(f"{module}.{method} did not answer within {timeout_s:.1f} s", module=module, method=method) from None
+            finally:
+                running.give()
+                running.left()
+            if len(out) > MAX_PAYLOAD_BYTES:
+                raise _answer_too_large(module, method, len(out))
+            try:
+                result = msgspec.json.decode(out)
+            except ValueError:
+                raise _answer_not_json(module, method, out) from None
+            if schemas is not None and schemas[1] is not None:
+                Contracts.check(schemas[1], registration, method, "output", result)
+            return result
+        except GatiError as err:
+            outcome = err.code
+            raise
+        except BaseException as err:
+            outcome = type(err).__name__
+            raise
+        finally:
+            if observer is not None:
+                observer(module, method, outcome, time.perf_counter() - start)
 
     async def _traced(self, module: str, method: str, payload: Any, ctx: CallContext) -> Any:
         """The call as a CLIENT span under the current one; the callee continues the trace from that span."""
@@ -216,28 +311,18 @@ class ModuleManager:
         try:
             data = _encode(payload).encode()
         except (TypeError, ValueError) as exc:
-            raise BadPayload(f"payload for {module}.{method} is not JSON-compatible: {exc}", module=module, method=method) from None
+            raise _not_json(module, method, exc) from None
         if len(data) > MAX_PAYLOAD_BYTES:
-            raise BadPayload(
-                f"payload for {module}.{method} is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit",
-                fix="send less per call (split it, or pass a kv key or a file path the module is granted)",
-                module=module,
-                method=method,
-            )
+            raise _too_large(module, method, len(data))
         running = await self._running_for(registration, active)
         timeout_s = ctx.remaining(manifest.method_timeout_ms(method) / 1000)
         out = await running.call(method, data, ctx, timeout_s)
         if len(out) > MAX_PAYLOAD_BYTES:
-            raise BadPayload(f"{module}.{method} answered {len(out)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", module=module, method=method)
+            raise _answer_too_large(module, method, len(out))
         try:
             result = msgspec.json.decode(out)  # strict JSON (no NaN), ~15x faster than json.loads
         except ValueError:
-            raise BadPayload(
-                f"{module}.{method} answered with something that is not JSON: {out[:80]!r}",
-                fix="the module must write JSON with its output function",
-                module=module,
-                method=method,
-            ) from None
+            raise _answer_not_json(module, method, out) from None
         self.contracts.check_output(registration, method, result)
         return result
 
@@ -308,7 +393,7 @@ class ModuleManager:
         timeout_s = running.registration.manifest.limits.timeout_ms / 1000 + BACKSTOP_S
         try:
             async with asyncio.timeout(timeout_s):  # every call in it has its own deadline: this is only a backstop
-                await running.idle.wait()
+                await running.drained()
         except TimeoutError:
             pass
         finally:
@@ -341,3 +426,32 @@ class ModuleManager:
         self._running.clear()
         self._pinned.clear()
         await self.backends.close()
+
+
+# The payload errors, shared by the fast path (ModuleManager.call) and _dispatch.
+
+
+def _not_json(module: str, method: str, exc: Exception) -> BadPayload:
+    return BadPayload(f"payload for {module}.{method} is not JSON-compatible: {exc}", module=module, method=method)
+
+
+def _too_large(module: str, method: str, size: int) -> BadPayload:
+    return BadPayload(
+        f"payload for {module}.{method} is {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit",
+        fix="send less per call (split it, or pass a kv key or a file path the module is granted)",
+        module=module,
+        method=method,
+    )
+
+
+def _answer_too_large(module: str, method: str, size: int) -> BadPayload:
+    return BadPayload(f"{module}.{method} answered {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", module=module, method=method)
+
+
+def _answer_not_json(module: str, method: str, out: bytes) -> BadPayload:
+    return BadPayload(
+        f"{module}.{method} answered with something that is not JSON: {out[:80]!r}",
+        fix="the module must write JSON with its output function",
+        module=module,
+        method=method,
+    )
