@@ -104,6 +104,21 @@ class LocalContext:
     span: Any = None  # that span
     calls: list[dict[str, Any]] | None = None  # module calls, set only while snapshots record (runtime.http.recorder)
     watch: Any = None  # the lifecycle's deadline (runtime.http.deadlines.Watch): a debug gate holds it while paused
+    phase = "received"
+    hook_index = 0
+    method = path = route = version = ""
+    handler = ""  # the handler file, relative to handlers/ (structured logs)
+    flags: tuple[str, ...] = ()  # from the X-Gati-Flags header, e.g. ("debug",)
+    client_request_id = ""  # a caller's X-Request-Id that was not adopted (see [ingress] trust_request_id)
+    auth: Any = None  # the runtime.http.auth.Principal of an authenticated request
+    failed = False
+    # What most requests never add to: empty and immutable here, made on the instance by the first add
+    # (each of the five was a list or dict made per request, plus the three lists of _hooks).
+    _cleanups: list[Callable[[], Any]] | tuple = ()
+    _compensations: list[tuple[str, Callable[[], Any]]] | tuple = ()
+    _hooks: Mapping[str, Any] = MappingProxyType({"before": (), "after": (), "catch": ()})
+    _listeners: Mapping[str, list[Callable[[Any], Any]]] = MappingProxyType({})
+    _tasks: list | tuple = ()  # (name, asyncio.Task) while live; runtime.http.snapshot.TaskState once restored
 
     def __init__(self, request_id: str | None = None, traceparent: str | None = None):
         # One read of the kernel's random source for all three ids (one syscall, not three): 128
@@ -115,23 +130,9 @@ class LocalContext:
         # The caller's trace continues (W3C traceparent); a request recorded as a span adopts the
         # span's ids instead (runtime.http.tracing), so logs and module calls name that span.
         self.span_id = random[64:]  # this server's span; callers further down use it as parent
-        self.phase = "received"
-        self.hook_index = 0
         self.started_at = time.monotonic()
-        self.method = self.path = self.route = ""
-        self.version = ""
-        self.handler = ""  # the handler file, relative to handlers/ (structured logs)
-        self.flags: tuple[str, ...] = ()  # from the X-Gati-Flags header, e.g. ("debug",)
-        self.client_request_id = ""  # a caller's X-Request-Id that was not adopted (see [ingress] trust_request_id)
-        self.auth: Any = None  # the runtime.http.auth.Principal of an authenticated request
         self.events: list[dict[str, Any]] = []
-        self.failed = False
         self._state: dict[str, Any] = {}
-        self._cleanups: list[Callable[[], Any]] = []
-        self._compensations: list[tuple[str, Callable[[], Any]]] = []
-        self._hooks: dict[str, list] = {"before": [], "after": [], "catch": []}
-        self._listeners: dict[str, list[Callable[[Any], Any]]] = {}
-        self._tasks: list = []  # (name, asyncio.Task) while live; runtime.http.snapshot.TaskState once restored
 
     @property
     def traceparent(self) -> str:
@@ -198,6 +199,8 @@ class LocalContext:
         return self._add_hook("catch", fn)
 
     def _add_hook(self, kind: str, fn: Callable) -> Callable:
+        if "_hooks" not in self.__dict__:
+            self._hooks = {"before": [], "after": [], "catch": []}
         self._hooks[kind].append(as_hook(fn, "local", arity=5 if kind == "catch" else 4))
         return fn
 
@@ -205,11 +208,15 @@ class LocalContext:
 
     def compensate(self, fn: Callable[[], Any], name: str | None = None) -> Callable[[], Any]:
         """Undo a side effect if the request fails: run newest first, each logged, a failure raises an alert."""
+        if "_compensations" not in self.__dict__:
+            self._compensations = []
         self._compensations.append((name or getattr(fn, "__name__", repr(fn)), fn))
         return fn
 
     def on_cleanup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """Run fn (sync or async) when the request ends, whatever the outcome; usable as a decorator."""
+        if "_cleanups" not in self.__dict__:
+            self._cleanups = []
         self._cleanups.append(fn)
         return fn
 
@@ -245,6 +252,8 @@ class LocalContext:
 
     def subscribe(self, topic: str, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Listen to topic on this request only; returns a function that stops listening."""
+        if "_listeners" not in self.__dict__:
+            self._listeners = {}
         self._listeners.setdefault(topic, []).append(fn)
         return lambda: self._listeners.get(topic, []).remove(fn) if fn in self._listeners.get(topic, []) else None
 
@@ -263,6 +272,8 @@ class LocalContext:
         """Start request-scoped work; a snapshot records its status, cleanup cancels it if still running."""
         name = name or f"task-{len(self._tasks) + 1}"
         task = asyncio.get_running_loop().create_task(coro, name=name)
+        if "_tasks" not in self.__dict__:
+            self._tasks = []
         self._tasks.append((name, task))
         return task
 

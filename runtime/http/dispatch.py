@@ -92,10 +92,10 @@ async def _handle(rt: Runtime, request: web.Request, plan: RoutePlan, params: di
     timeout_s = plan.timeout_s
     # gctx is shared; these contextvars tell it which request (deadline, secret grants) a call belongs to.
     call_token = request_context.set(
-        CallContext(
-            request_id=lctx.request_id, trace_id=lctx.trace_id, caller=plan.caller, deadline=time.monotonic() + timeout_s,
-            pins=plan.pins,  # its MODULES (runtime.http.module_pins)
-            trace=lctx,  # its traceparent, tracestate and baggage, read only when a module is called
+        CallContext.of_request(
+            lctx.request_id, lctx.trace_id, plan.caller, time.monotonic() + timeout_s,
+            plan.pins,  # its MODULES (runtime.http.module_pins)
+            lctx,  # its traceparent, tracestate and baggage, read only when a module is called
         )
     )
     grant = plan.grant

@@ -98,6 +98,7 @@ class Lifecycle:
                 if gate is not None:
                     await gate.reach("after", h.name, lctx)
                 i += 1
+                local = lctx._hooks["before"]  # a hook's first local hook makes lctx's own lists
 
         lctx.phase, lctx.hook_index = "handler", 0
         if gate is not None:
