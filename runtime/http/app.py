@@ -22,6 +22,7 @@ from runtime.core.secrets import Grant
 from runtime.core.secrets import configured as configured_secrets
 from runtime.http.appstate import RUNTIME, STATE, Runtime
 from runtime.http.auth import Authenticator
+from runtime.http.catchall import add_catchall
 from runtime.http.dispatch import dispatch
 from runtime.http.handler_manifest import HandlerManifest
 from runtime.http.ingress import Ingress
@@ -98,7 +99,7 @@ def build_app(
     if play:
         add_playground(app, rt, host or s.server.host)
     # Our Router owns the rest of the URL space: file-based routes, with our own 404/405 bodies.
-    app.router.add_route("*", "/{path:.*}", dispatch)
+    add_catchall(app, dispatch)
     return app
 
 

@@ -53,7 +53,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         lctx.route, lctx.version, lctx.handler = route.pattern, route.version, route.rel
         if lctx.span is not None:
             rt.tracer.routed(lctx, request.method)
-        await rt.ingress.admit(request, plan, lctx)
+        waiting = rt.ingress.admit(request, plan, lctx)
+        if waiting is not None:  # a rate limit shared across instances
+            await waiting
         resp = await _handle(rt, request, plan, match.params, lctx)
     except GatiError as err:
         error = err.code

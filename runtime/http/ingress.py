@@ -12,6 +12,7 @@ happens when a handler first reads req.headers (runtime.http.request.normalize_h
 from __future__ import annotations
 
 import re
+from typing import Awaitable
 
 from aiohttp import web
 
@@ -60,8 +61,11 @@ class Ingress:
             if len(values) > 1:
                 raise BadRequest(f"the request has {len(values)} {name} headers", fix=f"send one {name} header")
 
-    async def admit(self, request: web.Request, plan: RoutePlan, lctx: LocalContext) -> None:
-        """Authenticate, authorise, rate-limit and size-check the request for plan's route; raise the HTTP error if not."""
+    def admit(self, request: web.Request, plan: RoutePlan, lctx: LocalContext) -> Awaitable[None] | None:
+        """Authenticate, authorise, rate-limit and size-check the request for plan's route; raise the HTTP error if not.
+
+        Returns what is left to await when the rate limit is shared across instances (cluster mode), else
+        None: a request with nothing to wait for makes no coroutine."""
         # Public routes still learn who calls when credentials come along (lctx.auth); bad ones are refused there too.
         route = plan.route
         headers = request.headers
@@ -74,12 +78,20 @@ class Ingress:
         if rate is not None:
             client = f"{principal.method}:{principal.subject}" if principal else f"ip:{request.remote}"
             if self.shared is not None:
-                await self.shared.hit(route.pattern, client, rate)
-            else:
-                self.limiter.hit(route.pattern, client, rate)
-        length = request.content_length
-        if length is not None and length > plan.max_body:
-            raise too_large(length, plan.max_body)
+                return self._admit_shared(route.pattern, client, rate, request, plan)
+            self.limiter.hit(route.pattern, client, rate)
+        _check_size(request, plan)
+        return None
+
+    async def _admit_shared(self, pattern: str, client: str, rate: Rate, request: web.Request, plan: RoutePlan) -> None:
+        await self.shared.hit(pattern, client, rate)
+        _check_size(request, plan)
 
     def max_body(self, route: Route) -> int:
         return route.max_body_bytes or self.settings.max_body_bytes
+
+
+def _check_size(request: web.Request, plan: RoutePlan) -> None:
+    length = request.content_length
+    if length is not None and length > plan.max_body:
+        raise too_large(length, plan.max_body)
