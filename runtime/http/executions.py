@@ -36,28 +36,49 @@ _encoder = msgspec.json.Encoder(enc_hook=repr)  # whatever is not JSON (a handle
 log = logging.getLogger("gati.http")
 
 
-def execution_record(request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, fingerprint: str = "") -> dict[str, Any]:
+class ExecutionRecord(msgspec.Struct, omit_defaults=True):
+    """One record, encoded in the order of the shape above. A struct rather than a dict: msgspec
+    writes its keys from the class instead of encoding fifteen of them per request."""
+
+    time: float
+    request_id: str
+    trace_id: str
+    method: str
+    path: str
+    route: str
+    handler: str
+    version: str
+    handler_sha256: str
+    fingerprint: str  # of the handler's manifest (runtime.http.handler_manifest)
+    status: int
+    outcome: str
+    duration_ms: float
+    principal: str | None
+    events: list[dict[str, Any]]
+    served_by: Any = msgspec.UNSET  # only when transformers took the request up
+
+
+def execution_record(request: web.Request, route: Route, lctx: LocalContext, status: int, seconds: float, *, fingerprint: str = "") -> ExecutionRecord:
     """The record of one request that reached a handler (the shape above)."""
-    record = {
-        "time": time.time(),
-        "request_id": lctx.request_id,
-        "trace_id": lctx.trace_id,
-        "method": request.method,
-        "path": request.path,
-        "route": route.pattern,
-        "handler": route.rel,
-        "version": route.version,
-        "handler_sha256": route.sha256,
-        "fingerprint": fingerprint,  # of the handler's manifest (runtime.http.handler_manifest)
-        "status": status,
-        "outcome": "ok" if not lctx.failed else "error",
-        "duration_ms": round(seconds * 1000, 3),
-        "principal": lctx.auth.subject if lctx.auth else None,
-        "events": lctx.events,
-    }
-    if route.pinned is not None:
-        record["served_by"] = route.pinned.runs
-    return record
+    auth = lctx.auth
+    return ExecutionRecord(
+        time.time(),
+        lctx.request_id,
+        lctx.trace_id,
+        request.method,
+        request.path,
+        route.pattern,
+        route.rel,
+        route.version,
+        route.sha256,
+        fingerprint,
+        status,
+        "error" if lctx.failed else "ok",
+        round(seconds * 1000, 3),
+        auth.subject if auth else None,
+        lctx.events,
+        msgspec.UNSET if route.pinned is None else route.pinned.runs,
+    )
 
 
 class ExecutionRecords:
@@ -71,7 +92,7 @@ class ExecutionRecords:
         self._pending: list[bytes] = []  # encoded records, one line each without its newline
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: ExecutionRecord | dict[str, Any]) -> None:
         """Encode the record now; it is written within FLUSH_S (or once FLUSH_RECORDS wait).
 
         Requests share one write(2) per FLUSH_S, off their own path: one write per loop turn cost
@@ -83,7 +104,8 @@ class ExecutionRecords:
         try:
             line = _encoder.encode(record)
         except Exception:  # a handler's event field msgspec cannot walk (a cycle): that record only is lost
-            log.exception("execution record of request %s could not be encoded", record.get("request_id"))
+            request_id = record.get("request_id") if isinstance(record, dict) else record.request_id
+            log.exception("execution record of request %s could not be encoded", request_id)
             return
         pending = self._pending
         pending.append(line)

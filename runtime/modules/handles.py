@@ -58,7 +58,10 @@ class ModuleSet:
     def __getattr__(self, name: str) -> ModuleHandle:
         if name.startswith("_"):
             raise AttributeError(name)
-        return self[name]
+        handle = self[name]
+        if len(self.__dict__) < MAX_KEPT:
+            setattr(self, name, handle)  # the next `modules.name` is a plain attribute, not this call
+        return handle
 
     def __contains__(self, name: str) -> bool:
         return name.partition("@")[0] in self._manager.state.registry.names()
