@@ -3,8 +3,9 @@
 `runtime.http.dispatch` is called in a loop on one aiohttp request (no network, no client), as
 aiohttp would call it, beside a bare aiohttp JSON handler called the same way: what the layer
 itself costs, apart from aiohttp's own 40-50 µs of parsing and writing a request (which both
-servers pay; `python -m bench http` measures them served). Then the parts of a request, each
-alone, so the layer's microseconds can be added up. CPU time of this thread, best of interleaved
+servers pay; `python -m bench http` measures them served), and `python -m bench lifecycle`'s
+request (body, hooks, validation) with execution records on and off. Then the parts of a request,
+each alone, so the layer's microseconds can be added up. CPU time of this thread, best of interleaved
 rounds (docs/performance.md).
 
 Run: .venv/bin/python -m bench dispatch
@@ -13,16 +14,18 @@ Run: .venv/bin/python -m bench dispatch
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import streams, web
 from aiohttp.test_utils import make_mocked_request
 from rich.table import Table
 
+from bench import lifecycle_bench
 from bench.common import console
 from runtime.http.app import build_app
 from runtime.http.appstate import RUNTIME
@@ -85,6 +88,41 @@ def parts(app: web.Application, request: web.Request) -> dict[str, Callable[[], 
     }
 
 
+class _Reading:
+    """What a request body's StreamReader tells its connection: nothing to do here."""
+
+    def pause_reading(self, **_: object) -> None: ...
+
+    def resume_reading(self, **_: object) -> None: ...
+
+
+def lifecycle_cases(apps: dict[str, web.Application]) -> dict[str, Callable[[], Awaitable[object]]]:
+    """`python -m bench lifecycle`'s request (JSON body, traceparent, two hooks, a TypedDict) through
+    dispatch, with records on and off. Each call makes a new aiohttp request with its body to read
+    (make_mocked_request's mocks would cost more than the request): its own row gives that cost."""
+    body = json.dumps(lifecycle_bench.BODY).encode()
+    headers = {"Content-Type": "application/json", "traceparent": lifecycle_bench.TRACEPARENT, "Content-Length": str(len(body))}
+    loop, reading = asyncio.get_running_loop(), _Reading()
+    made = {name: make_mocked_request("POST", "/orders", headers=headers, app=app) for name, app in apps.items()}
+
+    def request(name: str) -> web.Request:
+        t = made[name]
+        payload = streams.StreamReader(reading, 1 << 16, loop=loop)
+        payload.feed_data(body)
+        payload.feed_eof()
+        r = web.Request(t._message, payload, t._protocol, t._payload_writer, t._task, loop)
+        r._match_info = t._match_info
+        return r
+
+    async def only_the_request() -> None:
+        request("records on")
+
+    cases: dict[str, Callable[[], Awaitable[object]]] = {"(making the aiohttp request, its body)": only_the_request}
+    for name in apps:
+        cases[f"gati dispatch, the lifecycle request, {name}"] = lambda name=name: dispatch(request(name))
+    return cases
+
+
 def sync_cpu_us(cases: dict[str, Callable[[], object]], n: int = 50000) -> dict[str, float]:
     out = {}
     for name, fn in cases.items():
@@ -101,8 +139,10 @@ def sync_cpu_us(cases: dict[str, Callable[[], object]], n: int = 50000) -> dict[
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gati-bench-"))
     app = build_app(make_project(tmp))
-    runner = web.AppRunner(app)
-    await runner.setup()  # start-up: modules registered, gctx made
+    lifecycle_apps = {"records on": build_app(lifecycle_bench.make_project(tmp / "lifecycle", True)), "records off": build_app(lifecycle_bench.make_project(tmp / "lifecycle", False))}
+    runners = [web.AppRunner(a) for a in (app, *lifecycle_apps.values())]
+    for runner in runners:
+        await runner.setup()  # start-up: modules registered, gctx made
     try:
         rt = app[RUNTIME]
         plain = make_mocked_request("GET", "/dict", app=app)
@@ -119,12 +159,14 @@ async def main() -> None:
             "gctx.modules.greet.hello alone, in a loop": lambda: hello({"name": "ada"}),
             "the dict request, then greet.hello, in turn": both,
             "gati dispatch, handler calling greet.hello": lambda: dispatch(greet),
+            **lifecycle_cases(lifecycle_apps),
         })
         t = Table(title=f"The HTTP layer in-process: CPU µs per request (thread time, best of {ROUNDS} x {N})")
         t.add_column("what")
         t.add_column("CPU µs", justify="right")
+        made = rows["(making the aiohttp request, its body)"]
         for name, us in rows.items():
-            t.add_row(name, f"{us:.1f}")
+            t.add_row(name, f"{us:.1f}" + (f" ({us - made:.1f} without making it)" if "lifecycle request" in name else ""))
         console.print(t)
 
         t = Table(title="Its parts, each alone (CPU µs per call)")
@@ -134,7 +176,8 @@ async def main() -> None:
             t.add_row(name, f"{us:.2f}")
         console.print(t)
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
