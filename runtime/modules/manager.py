@@ -37,9 +37,9 @@ from runtime.core.host import Host, Resolver
 from runtime.core.registry import Registration
 from runtime.core.secrets import Secrets
 from runtime.core.state import StateDir
+from runtime.modules import payload_json
 from runtime.modules.backends import Backends
 from runtime.modules.contracts import Contracts
-from runtime.modules import payload_json
 from runtime.modules.health import HealthChecks
 from runtime.modules.versions import VersionIndex
 from sandboxes import Sandbox
