@@ -97,8 +97,8 @@ class ExecutionRecords:
 
         Requests share one write(2) per FLUSH_S, off their own path: one write per loop turn cost
         5-10 µs per request under load. The record is encoded at once and only its bytes wait: records
-        kept as dicts for FLUSH_S (their events, lists and dicts) made the garbage collector run
-        ~100x as often and walk them all (served, 14 µs per request of records on against off).
+        kept as objects for FLUSH_S (each with its events list) made the garbage collector run: 724
+        young and 3 full collections in 10 s served, against 4 young ones (docs/performance.md).
         What a crash can lose is the last FLUSH_S of records; a stop (close) writes them all. Outside
         an event loop the record is written at once."""
         try:
