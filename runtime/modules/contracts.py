@@ -32,18 +32,17 @@ class Contracts:
         self._last: tuple[Registration, dict[str, Schemas]] | None = None
 
     def check_input(self, registration: Registration, method: str, payload: Any) -> None:
-        schema = self.of(registration).get(method, NONE)[0]
+        schema = self._of(registration).get(method, NONE)[0]
         if schema is not None:
-            self.check(schema, registration, method, "input", payload)
+            self._check(schema, registration, method, "input", payload)
 
     def check_output(self, registration: Registration, method: str, result: Any) -> None:
-        schema = self.of(registration).get(method, NONE)[1]
+        schema = self._of(registration).get(method, NONE)[1]
         if schema is not None:
-            self.check(schema, registration, method, "output", result)
+            self._check(schema, registration, method, "output", result)
 
-    def of(self, registration: Registration) -> dict[str, Schemas]:
-        """Each method of registration that declares a schema: (input schema or None, output schema or None).
-        The manager's fast path reads it once per call for both checks."""
+    def _of(self, registration: Registration) -> dict[str, Schemas]:
+        """Each method of registration that declares a schema: (input schema or None, output schema or None)."""
         last = self._last
         if last is not None and last[0] is registration:
             return last[1]
@@ -63,7 +62,7 @@ class Contracts:
         return compiled
 
     @staticmethod
-    def check(schema: PayloadSchema, registration: Registration, method: str, direction: str, value: Any) -> None:
+    def _check(schema: PayloadSchema, registration: Registration, method: str, direction: str, value: Any) -> None:
         issues = schema.issues(value)
         if not issues:
             return
