@@ -1,0 +1,46 @@
+"""The order of a native module's start, which its speed must not change: the host service
+listens before the module's first instruction (it starts while bwrap makes the sandbox), and
+the readiness after the handshake line is a connection to the socket that line named."""
+
+import pytest
+from native_support import CTX, manager, needs_bwrap  # noqa: F401
+
+from runtime.modules import register_module
+from sandboxes.process import sandbox as process_sandbox
+from sandboxes.process.handshake import ModuleStartError
+
+pytestmark = needs_bwrap
+
+
+def script_module(tmp_path, body: str):
+    mod = tmp_path / "modules" / "starter"
+    mod.mkdir(parents=True)
+    (mod / "start.sh").write_text("#!/bin/sh\n" + body)
+    (mod / "start.sh").chmod(0o755)
+    (mod / "module.toml").write_text('name = "starter"\nversion = "1.0.0"\nkind = "native"\n[artifact]\npath = "start.sh"\n[methods.run]\n')
+    return mod
+
+
+async def test_the_host_service_listens_before_the_module_runs(state, manager, tmp_path):
+    # The module's first instruction looks for host.sock, and says what it found instead of a handshake.
+    register_module(state, script_module(tmp_path, '[ -S /run/gati/host.sock ] && echo "host.sock is there" || echo "no host.sock"\nsleep 30\n'))
+    with pytest.raises(ModuleStartError) as exc:
+        await manager.call("starter", "run", ctx=CTX)
+    assert "printed 'host.sock is there' instead of the handshake line" in exc.value.message
+
+
+async def test_a_handshake_with_nothing_serving_behind_it_is_named(state, manager, tmp_path, monkeypatch):
+    monkeypatch.setattr(process_sandbox, "READY_TIMEOUT_S", 1.0)
+    register_module(state, script_module(tmp_path, 'echo "GATI|2|unix|/run/gati/module.sock"\nsleep 30\n'))
+    with pytest.raises(ModuleStartError) as exc:
+        await manager.call("starter", "run", ctx=CTX)
+    assert "printed its handshake line but nothing serves gRPC on its socket within 1 s" in exc.value.message
+    assert "GATI_MODULE_SOCKET" in exc.value.fix
+    assert not manager.health()["starter"] == "ok"
+
+
+async def test_a_module_that_exits_after_its_handshake_is_named(state, manager, tmp_path):
+    register_module(state, script_module(tmp_path, 'echo "GATI|2|unix|/run/gati/module.sock"\nexit 4\n'))
+    with pytest.raises(ModuleStartError) as exc:
+        await manager.call("starter", "run", ctx=CTX)
+    assert "exited before it was ready: exited with status 4" in exc.value.message
