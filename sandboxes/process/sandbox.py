@@ -107,7 +107,7 @@ class ModuleInstance:
             if self.sandbox.held_until_ready:
                 await self._launch_while_serving()
             else:
-                await self.host_server.start()
+                await self._prepare()
                 self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
             self.started_at = time.monotonic()
             await self.proxy.serve(listen_in_netns(self.process.pid, PROXY_PORT))
@@ -117,13 +117,18 @@ class ModuleInstance:
             await self.stop()
             raise
 
+    async def _prepare(self) -> None:
+        """What the instance needs besides its process: the host service listening, the client's channel."""
+        self.client.open()
+        await self.host_server.start()
+
     async def _launch_while_serving(self) -> None:
-        """Launch first, start the host service while the sandbox is being made.
+        """Launch first, prepare the rest while the sandbox is being made.
 
         launch runs up to its first wait (the sandbox's processes exist, other processes' work
-        from then on: 2-3 ms for bwrap), and the host service starts in that wait. It listens
-        before ready(): the sandbox runs nothing of the module until then."""
-        serving = asyncio.ensure_future(self.host_server.start())
+        from then on: 2-3 ms for bwrap), and _prepare runs in that wait. The host service
+        listens before ready(): the sandbox runs nothing of the module until then."""
+        serving = asyncio.ensure_future(self._prepare())
         try:
             self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
         except BaseException:
