@@ -2,8 +2,11 @@
 listens before the module's first instruction (it starts while bwrap makes the sandbox), and
 the readiness after the handshake line is a connection to the socket that line named."""
 
+import asyncio
+import os
+
 import pytest
-from native_support import CTX, manager, needs_bwrap  # noqa: F401
+from native_support import CTX, SHORTLINK, install, manager, needs_bwrap  # noqa: F401
 
 from runtime.modules import register_module
 from sandboxes.process import sandbox as process_sandbox
@@ -44,3 +47,40 @@ async def test_a_module_that_exits_after_its_handshake_is_named(state, manager, 
     with pytest.raises(ModuleStartError) as exc:
         await manager.call("starter", "run", ctx=CTX)
     assert "exited before it was ready: exited with status 4" in exc.value.message
+
+
+def _children() -> list[int]:
+    """This process's live children (bwrap and its shell, if any were left)."""
+    mine = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                mine.append(int(entry))
+    return mine
+
+
+@pytest.mark.parametrize("delay_s", [0, 0.001, 0.003, 0.006, 0.012])
+async def test_a_start_cancelled_midway_leaves_nothing(state, manager, tmp_path, delay_s):
+    """The host service starts while bwrap is being made: a start cancelled at any point (Ctrl+C,
+    a deadline) stops both, and leaves no process, run directory or cgroup."""
+    register_module(state, install(tmp_path, SHORTLINK))
+    before = set(_children())
+    starting = asyncio.create_task(manager.call("shortlink", "preview", {"url": "https://example.org/"}, ctx=CTX))
+    await asyncio.sleep(delay_s)
+    starting.cancel()
+    done, _ = await asyncio.wait({starting}, timeout=30)  # bounded: a cancelled start once hung for good
+    assert done, "the cancelled start never finished"
+    backend = manager.backends.of("native")
+    for _ in range(100):  # a killed process is reaped asynchronously
+        if set(_children()) <= before:
+            break
+        await asyncio.sleep(0.02)
+    assert set(_children()) <= before
+    assert [p for p in backend.runs.glob("*/i*")] == [] or "shortlink" in manager._running
+    for root in backend.cgroups.roots.values():
+        assert [c for c in root.iterdir() if c.is_dir()] == [] or "shortlink" in manager._running

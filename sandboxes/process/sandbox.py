@@ -117,8 +117,12 @@ class ModuleInstance:
             await self.stop()
             raise
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, after_launch_starts: bool = False) -> None:
         """What the instance needs besides its process: the host service listening, the client's channel."""
+        if after_launch_starts:
+            # Scheduled before launch: one turn of the loop lets launch's own first step (the
+            # fork of the sandbox's process) go first, then this fills the wait.
+            await asyncio.sleep(0)
         self.client.open()
         await self.host_server.start()
 
@@ -128,7 +132,7 @@ class ModuleInstance:
         launch runs up to its first wait (the sandbox's processes exist, other processes' work
         from then on: 2-3 ms for bwrap), and _prepare runs in that wait. The host service
         listens before ready(): the sandbox runs nothing of the module until then."""
-        serving = asyncio.ensure_future(self._prepare())
+        serving = asyncio.ensure_future(self._prepare(after_launch_starts=True))
         try:
             self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
         except BaseException:
