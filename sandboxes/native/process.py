@@ -239,7 +239,7 @@ async def _end(creating: asyncio.Future) -> None:
     the instance's cgroups, killing what is in them, and asyncio's watcher reaps bwrap."""
     try:
         proc = await creating
-    except Exception:
+    except Exception:  # noqa: BLE001 - it made no process: nothing to kill, the cancellation goes on
         return
     if proc.returncode is None:
         proc.kill()
