@@ -129,9 +129,10 @@ class ModuleInstance:
     async def _launch_while_serving(self) -> None:
         """Launch first, prepare the rest while the sandbox is being made.
 
-        launch runs up to its first wait (the sandbox's processes exist, other processes' work
-        from then on: 2-3 ms for bwrap), and _prepare runs in that wait. The host service
-        listens before ready(): the sandbox runs nothing of the module until then."""
+        launch runs until it waits for its process; _prepare yields once, so that the process is
+        forked first, then runs while that process works (2-3 ms for sh and bwrap to report the
+        sandbox). The host service listens before ready(): the sandbox runs nothing of the
+        module until then (test_native_start.py)."""
         serving = asyncio.ensure_future(self._prepare(after_launch_starts=True))
         try:
             self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
