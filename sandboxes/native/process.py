@@ -62,7 +62,7 @@ class BwrapProcess:
                 os.write(args_w, b"".join(a.encode() + b"\0" for a in argv[1:split]))
             finally:
                 os.close(args_w)
-            proc = await asyncio.create_subprocess_exec(
+            creating = asyncio.ensure_future(asyncio.create_subprocess_exec(
                 *confine_argv(cgroup, limits), argv[0], "--args", str(args_r), *argv[split:],
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -74,7 +74,14 @@ class BwrapProcess:
                 env={},
                 cwd="/",  # the shell exports its working directory as PWD: the runtime's is a host path
                 start_new_session=True,  # a Ctrl-C at the runtime's terminal is the runtime's to handle
-            )
+            ))
+            try:
+                proc = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                # Shielded: asyncio's creation cancelled before it has connected the pipes waits
+                # forever for an exit it then never reports (Python 3.11). Let it finish, end it.
+                await _end(creating)
+                raise
         except BaseException:
             os.close(info_r)
             os.close(block_w)
@@ -224,6 +231,18 @@ async def _line(stream: asyncio.StreamReader) -> str | None:
     except ValueError:  # longer than the stream's limit: asyncio dropped it, say so
         return "(a line over 64 KiB, dropped)"
     return data.decode("utf-8", "replace").rstrip("\n") if data else None
+
+
+async def _end(creating: asyncio.Future) -> None:
+    """Kill the process a cancelled spawn created, if it did. Not proc.wait(): that waits for its
+    pipes to close too, which a sandbox held on --block-fd keeps open; launch's caller removes
+    the instance's cgroups, killing what is in them, and asyncio's watcher reaps bwrap."""
+    try:
+        proc = await creating
+    except Exception:  # noqa: BLE001 - it made no process: nothing to kill, the cancellation goes on
+        return
+    if proc.returncode is None:
+        proc.kill()
 
 
 async def _read_child_pid(fd: int) -> int | None:

@@ -49,6 +49,8 @@ def _verify(registration: Registration, artifact: Path) -> None:
 
 
 class NativeSandbox(ProcessSandbox):
+    held_until_ready = True  # bwrap holds the module on --block-fd until BwrapProcess.ready()
+
     def __init__(self, registration: Registration, host: Host, runs: Path, cgroups: Cgroups):
         super().__init__(registration, host, runs)
         self.cgroups = cgroups

@@ -7,7 +7,7 @@ and the host service's (host.sock, served by the runtime for this instance only:
 socket is the identity). An egress proxy listens on 127.0.0.1:3128 inside the instance's network namespace.
 
 A backend (oci, native) supplies only `launch`: start one sandboxed process and return
-a Process. Everything else is here: readiness through grpc.health.v1, calls, a call
+a Process. Everything else is here: readiness (the handshake line, then a connection to its socket), calls, a call
 past its deadline killing and replacing its instance (the only way to really stop the
 work), crash detection, and restarts with exponential backoff.
 """
@@ -101,11 +101,14 @@ class ModuleInstance:
         self._stopping: asyncio.Future | None = None
 
     async def start(self) -> None:
-        await self.host_server.start()
         try:
             # Inside the try: a start cancelled during launch (Ctrl+C, SIGTERM) must stop the host
             # server too, or grpc's server outlives the event loop ("Event loop is closed").
-            self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
+            if self.sandbox.held_until_ready:
+                await self._launch_while_serving()
+            else:
+                await self._prepare()
+                self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
             self.started_at = time.monotonic()
             await self.proxy.serve(listen_in_netns(self.process.pid, PROXY_PORT))
             await self.process.ready()
@@ -113,6 +116,32 @@ class ModuleInstance:
         except BaseException:
             await self.stop()
             raise
+
+    async def _prepare(self, after_launch_starts: bool = False) -> None:
+        """What the instance needs besides its process: the host service listening, the client's channel."""
+        if after_launch_starts:
+            # Scheduled before launch: one turn of the loop lets launch's own first step (the
+            # fork of the sandbox's process) go first, then this fills the wait.
+            await asyncio.sleep(0)
+        self.client.open()
+        await self.host_server.start()
+
+    async def _launch_while_serving(self) -> None:
+        """Launch first, prepare the rest while the sandbox is being made.
+
+        launch runs until it waits for its process; _prepare yields once, so that the process is
+        forked first, then runs while that process works (2-3 ms for sh and bwrap to report the
+        sandbox). The host service listens before ready(): the sandbox runs nothing of the
+        module until then (test_native_start.py)."""
+        serving = asyncio.ensure_future(self._prepare(after_launch_starts=True))
+        try:
+            self.process = await self.sandbox.launch(self.run_dir, self.sandbox.environment(), self.sandbox.mounts())
+        except BaseException:
+            # Not started yet: it never will. Midway: stop() (the caller's) stops what it made.
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            raise
+        await serving
 
     @property
     def alive(self) -> bool:
@@ -160,6 +189,11 @@ class ProcessSandbox:
         self.runs_dir = Path(tempfile.mkdtemp(dir=runs, prefix=f"{self.name}-"))
 
     # backends implement ----------------------------------------------------------
+    # True when launch returns a sandbox that runs nothing of the module until its process's
+    # ready() (bwrap's --block-fd): the host service may then start while it is being made.
+    # A container runs its command as soon as it is created: its host service starts first.
+    held_until_ready = False
+
     async def launch(self, run_dir: Path, env: dict[str, str], mounts: list[FileGrant]) -> Process:
         raise NotImplementedError
 

@@ -5,7 +5,8 @@ SERVING in grpc.health.v1, then prints the handshake line of protocol/wire.py on
 
     GATI|2|unix|/run/gati/module.sock
 
-and the runtime checks the version and then the health service.
+and the runtime checks the version and connects to the socket the line names (grpc.health.v1
+stays served for probes; the line is what says the module is ready).
 
 Each call runs under its deadline (CallContext.timeout_ms, or the gRPC deadline if it is
 sooner): past it the caller is answered module_timeout. Python cannot stop a thread, so a
