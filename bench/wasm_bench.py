@@ -176,7 +176,7 @@ async def layers(manager: ModuleManager, greet) -> dict[str, float]:
         return sandbox._run("hello", abi.CallState(sandbox.host, ctx, loop, DATA, deadline=time.monotonic() + 2), 2.0)
 
     rows = {
-        "sandbox: store + instance + call (capi)": run_only,
+        "sandbox: store + instance + call (one C call, capi.Callee)": run_only,
         "+ sandbox.call (inline or worker)": lambda: sandbox.call("hello", DATA, ctx, 2.0),
         "+ concurrency slot and backstop": lambda: running.call("hello", DATA, ctx, 2.0),
         "+ manager: registry, JSON in and out": lambda: manager._call("greet", "hello", PAYLOAD, ctx),

@@ -1,13 +1,13 @@
 """Why a WASM call costs about twice as much served as in a loop: the call measured inside the server.
 
 The gati app of `python -m bench http` (a handler calling greet.hello) is served to `wrk`, and
-every WasmSandbox._run (store, instance, call, store dropped) is timed by this thread's CPU
-clock, with the minor page faults it took and the address of the linear memory it got (the
-pooling allocator's slot). Then the same call in a loop with nothing between calls, and, on a
+every WasmSandbox._run (store, instance, call, store dropped: one C call) is timed by this
+thread's CPU clock, with the minor page faults it took. Then the same call in a loop with nothing between calls, and, on a
 machine with 2 cores or more, served again with wrk held to one core and the server to another,
 so that the load generator never preempts the server (involuntary context switches per request
 are printed beside). If the served call cost more because of the allocator (another slot each
-time, page faults, memory wiped) or because wrk took the server's core, the rows would say so;
+time, page faults, memory wiped; an earlier round also printed each call's memory
+address: always the same slot) or because wrk took the server's core, the rows would say so;
 what they show is docs/performance.md's "The WASM call served".
 
 Run: .venv/bin/python -m bench wasmserved
@@ -29,20 +29,19 @@ from bench.common import WRK_RE, console, serve, wrk
 from bench.http_bench import make_project
 from runtime.core.call import CallContext
 from runtime.http.app import build_app
-from sandboxes.wasm import capi
 from sandboxes.wasm.sandbox import WasmSandbox
 
 WRK_SECONDS, CONNECTIONS, ROUNDS, HOT_CALLS = 3, 16, 3, 3000
 
 
 class Probe:
-    """Wraps WasmSandbox._run and capi.Instance.memory for the bench's life (put back by close())."""
+    """Wraps WasmSandbox._run for the bench's life (put back by close())."""
 
     def __init__(self) -> None:
-        self.run, self.memory = WasmSandbox._run, capi.Instance.memory
+        self.run = WasmSandbox._run
         self.sandbox: WasmSandbox | None = None
         self.reset()
-        probe, run, memory = self, self.run, self.memory
+        probe, run = self, self.run
 
         def timed_run(sandbox, *args):
             probe.sandbox = sandbox
@@ -55,20 +54,13 @@ class Probe:
                 probe.faults += resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - faults
                 probe.calls += 1
 
-        def seen_memory(instance):
-            found = memory(instance)
-            if found is not None:
-                probe.bases.add(capi._memory_data(found.ctx, found._at))
-            return found
-
-        WasmSandbox._run, capi.Instance.memory = timed_run, seen_memory
+        WasmSandbox._run = timed_run
 
     def reset(self) -> None:
         self.cpu_ns = self.faults = self.calls = 0
-        self.bases: set[int] = set()
 
     def close(self) -> None:
-        WasmSandbox._run, capi.Instance.memory = self.run, self.memory
+        WasmSandbox._run = self.run
 
 
 async def pinned_wrk(url: str) -> tuple[float, int]:
@@ -96,7 +88,7 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gati-bench-"))
     probe = Probe()
     runner = None
-    rows: dict[str, list[tuple[float, float, int, float, float]]] = {}
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
     try:
         runner, port = await serve(build_app(make_project(tmp)))
         url = f"http://127.0.0.1:{port}/greet/ada"
@@ -110,22 +102,22 @@ async def main() -> None:
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 process_us = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / served * 1e6
                 rows.setdefault(name, []).append(
-                    (probe.cpu_ns / probe.calls / 1e3, probe.faults / probe.calls, len(probe.bases), (after.ru_nivcsw - before.ru_nivcsw) / served, process_us)
+                    (probe.cpu_ns / probe.calls / 1e3, probe.faults / probe.calls, (after.ru_nivcsw - before.ru_nivcsw) / served, process_us)
                 )
             probe.reset()
             for _ in range(HOT_CALLS):  # the sandbox alone, call after call: everything it touches stays in cache
                 await probe.sandbox.call("hello", b'{"name":"ada"}', ctx, 5.0)
-            rows.setdefault("hot: sandbox.call in a loop", []).append((probe.cpu_ns / probe.calls / 1e3, probe.faults / probe.calls, len(probe.bases), 0.0, 0.0))
+            rows.setdefault("hot: sandbox.call in a loop", []).append((probe.cpu_ns / probe.calls / 1e3, probe.faults / probe.calls, 0.0, 0.0))
     finally:
         probe.close()
         if runner is not None:
             await runner.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     table = Table(title="A WASM call (WasmSandbox._run: store, instance, call, drop) served and hot; best round of each")
-    for col in ("what", "_run CPU µs", "minor faults / call", "memory slots used", "invol. ctx switches / req", "process CPU µs / req"):
+    for col in ("what", "_run CPU µs", "minor faults / call", "invol. ctx switches / req", "process CPU µs / req"):
         table.add_column(col, justify="left" if col == "what" else "right")
     for name, measured in rows.items():
-        cpu, faults, slots, switches, process = min(measured)
-        table.add_row(name, f"{cpu:.1f}", f"{faults:.2f}", str(slots), f"{switches:.2f}" if process else "-", f"{process:.0f}" if process else "-")
+        cpu, faults, switches, process = min(measured)
+        table.add_row(name, f"{cpu:.1f}", f"{faults:.2f}", f"{switches:.2f}" if process else "-", f"{process:.0f}" if process else "-")
     console.print(table)
     console.print("_run's CPU includes two getrusage calls (~1-2 µs) of the probe itself.")

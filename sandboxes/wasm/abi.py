@@ -7,8 +7,10 @@ runs wholly on one thread. Operations that live on the event loop (HTTP egress, 
 module, a kv store across the network) are submitted to it and awaited here; an inline call
 never needs them (see _on_loop). A local kv store's (SQLite) never suspend and run in place (_kv).
 
-Each import is a C callback over raw i32 values (capi.host_function); the module's memory is
-read and written in place through the instance's `memory` export, looked up once per call.
+The hottest imports (input_len, input_read, output) are C functions of the call path
+(sandboxes/wasm/_callpath.c): a call using only them never enters Python. The others are C
+callbacks over raw i32 values (capi.host_function); they read and write the module's memory in
+place through capi.read and capi.write (bounds-checked, in C), valid only while the call runs.
 """
 
 from __future__ import annotations
@@ -42,26 +44,24 @@ class CallState:
     host: Host
     ctx: CallContext
     loop: asyncio.AbstractEventLoop
-    input: bytes
-    output: bytes | None = None
+    input: bytes  # read by the C imports; the output they take is returned by the C call (sandbox.py)
     error: str | None = None
     result: bytes = b""
     # Shared state did not answer a host call: if the module then fails, that is why (a 503, not a 502).
     unavailable: StateUnavailable | None = None
-    memory: capi.Memory | None = None  # the instance's memory, once its exports are known
     exception: BaseException | None = None  # raised by a host function; the call raises it
     # An inline call runs on the event loop under a short epoch budget and may be moved to a
     # worker (run again, fresh) while it has done nothing outside itself. Its first host call
     # that acts (anything audited, a log line) commits it: the budget becomes its real deadline.
     inline: bool = False
     committed: bool = False
-    store: capi.Store | None = None
     deadline: float = 0.0  # time.monotonic() at which the call's own deadline falls
 
     def commit(self) -> None:
+        # Called only from within the call, on its thread: the deadline is that running store's.
         if self.inline and not self.committed:
             self.committed = True
-            self.store.set_epoch_deadline(math.ceil(max(0.0, self.deadline - time.monotonic()) / TICK_S) + 1)
+            capi.set_epoch_deadline(math.ceil(max(0.0, self.deadline - time.monotonic()) / TICK_S) + 1)
 
 
 def begin(state: CallState) -> None:
@@ -76,15 +76,7 @@ def _state() -> CallState:
     return _current.state
 
 
-def _memory(caller: int) -> capi.Memory:
-    memory = _current.state.memory or capi.Memory.of_caller(caller)
-    if memory is None:
-        raise wasmtime.WasmtimeError('gati ABI: the module exports no memory named "memory"')
-    return memory
-
-
-def _read(caller: int, ptr: int, length: int) -> bytes:
-    return _memory(caller).read(ptr, length)
+_read = capi.read  # (caller, ptr, length) -> bytes; a range outside the memory raises WasmtimeError
 
 
 def _text(caller: int, ptr: int, length: int) -> str:
@@ -135,19 +127,7 @@ def _on_loop(state: CallState, coro: Coroutine) -> Any:
     )
 
 
-# The imports, each (name, params, results, implementation taking the Caller first).
-def _input_len(caller):
-    return len(_state().input)
-
-
-def _input_read(caller, ptr):
-    _memory(caller).write(ptr, _state().input)
-
-
-def _output(caller, ptr, length):
-    _state().output = _read(caller, ptr, length)
-
-
+# The imports written in Python, each taking the caller first.
 def _error(caller, ptr, length):
     _state().error = _text(caller, ptr, length)
 
@@ -163,7 +143,7 @@ def _result_len(caller):
 
 
 def _result_read(caller, ptr):
-    _memory(caller).write(ptr, _state().result)
+    capi.write(caller, ptr, _state().result)
 
 
 def _http_request(caller, ptr, length):
@@ -275,11 +255,11 @@ def _trace_context(caller):
     return OK
 
 
-IMPORTS: list[tuple[str, int, bool, Callable]] = [
-    # name, number of i32 params, returns i32, implementation
-    ("input_len", 0, True, _input_len),
-    ("input_read", 1, False, _input_read),
-    ("output", 2, False, _output),
+IMPORTS: list[tuple[str, int, bool, Callable | int]] = [
+    # name, number of i32 params, returns i32, implementation (a Python function, or a C one's address)
+    ("input_len", 0, True, capi.C_IMPORTS["input_len"]),
+    ("input_read", 1, False, capi.C_IMPORTS["input_read"]),
+    ("output", 2, False, capi.C_IMPORTS["output"]),
     ("error", 2, False, _error),
     ("log", 3, False, _log),
     ("result_len", 0, True, _result_len),
@@ -300,8 +280,6 @@ IMPORTS: list[tuple[str, int, bool, Callable]] = [
 ]
 
 
-
-
 def _failed(exc: BaseException) -> None:
     state = getattr(_current, "state", None)
     if state is not None and state.exception is None:
@@ -309,7 +287,10 @@ def _failed(exc: BaseException) -> None:
 
 
 # Made once: the C callbacks must outlive every linker and store that uses them.
-_CALLBACKS = [(name, params, returns, capi.host_function(impl, params, returns, _failed)) for name, params, returns, impl in IMPORTS]
+_CALLBACKS = [
+    (name, params, returns, impl if isinstance(impl, int) else capi.host_function(impl, params, returns, _failed))
+    for name, params, returns, impl in IMPORTS
+]
 
 
 def define_imports(linker: wasmtime.Linker) -> None:

@@ -34,12 +34,10 @@ class StoreLimits:
         elements = min(TABLE_ELEMENTS, budget // TABLE_SHARE // TABLE_ELEMENT_BYTES)
         return cls(memory_bytes=(budget - elements * TABLE_ELEMENT_BYTES) // PAGE * PAGE, table_elements=elements)
 
+    def limiter(self) -> tuple[int, int, int, int, int]:
+        """wasmtime_store_limiter's arguments: memory_size, table_elements, instances, tables, memories."""
+        return (self.memory_bytes, self.table_elements, 1, TABLES, MEMORIES)
+
     def apply(self, store) -> None:
-        """Set them on a wasmtime.Store or a capi.Store (the same set_limits)."""
-        store.set_limits(
-            memory_size=self.memory_bytes,
-            table_elements=self.table_elements,
-            instances=1,
-            tables=TABLES,
-            memories=MEMORIES,
-        )
+        """Set them on a wasmtime.Store (a call's own store gets limiter() from the C call path)."""
+        store.set_limits(*self.limiter())

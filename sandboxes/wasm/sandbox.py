@@ -72,10 +72,8 @@ class WasmSandbox:
         self.limits = StoreLimits.for_memory_mb(self.manifest.limits.memory_mb)  # memory and table together
         self.engine = self.engines.engine(bool(self.fuel))
         self._pool = ThreadPoolExecutor(self.manifest.limits.concurrency, thread_name_prefix=f"gati-wasm-{self.manifest.name}")
-        self._pre: wasmtime.InstancePre | None = None
-        self._pre_at = self._engine_at = 0  # their addresses, for capi
+        self._callee: capi.Callee | None = None  # the call in C: store, limits, instance, call, drop
         self._methods: dict[str, bytes] = {}
-        self._initialize = False
         self.uses_wasi = False
         self._environ: dict[str, str] = {}  # what WASI is handed: taken from the Host once, at start
         self._mounts: list[FileGrant] = []
@@ -84,17 +82,24 @@ class WasmSandbox:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._pre = await loop.run_in_executor(self._pool, self._prepare)
-        self._pre_at, self._engine_at = capi.address(self._pre.ptr()), capi.address(self.engine.ptr())
+        pre, initialize = await loop.run_in_executor(self._pool, self._prepare)
+        self._callee = capi.Callee(
+            (self.engine, pre),  # kept alive by the Callee, which holds their addresses
+            capi.address(self.engine.ptr()),
+            capi.address(pre.ptr()),
+            *self.limits.limiter(),
+            self.fuel or 0,
+            initialize,
+        )
 
-    def _prepare(self) -> wasmtime.InstancePre:
+    def _prepare(self) -> tuple[wasmtime.InstancePre, bool]:
         self.registration.verify_artifact()
         module = self.engines.load(self.registration.loaded.artifact_path(), self.registration.artifact_sha256, bool(self.fuel))
         # Registration ran the same checks; a registration recorded before them gets them here.
         # They include every export's type: capi calls them unchecked.
         pre, self.uses_wasi = validate.link(self.engine, module, self.registration.loaded)
         self._methods = {method: method.encode() for method in self.manifest.methods}
-        self._initialize = any(e.name == "_initialize" for e in module.exports)
+        initialize = any(e.name == "_initialize" for e in module.exports)
         caps = self.manifest.capabilities
         self.inline = (
             not caps.egress
@@ -107,7 +112,7 @@ class WasmSandbox:
             own = CallContext(caller=f"module:{self.manifest.name}")
             self._environ = self.host.start_environ(own)
             self._mounts = self.host.start_mounts(own, directories_only=True)  # WASI preopens directories only
-        return pre
+        return pre, initialize
 
     async def call(self, method: str, payload: bytes, ctx: CallContext, timeout_s: float) -> bytes:
         loop = asyncio.get_running_loop()
@@ -135,59 +140,43 @@ class WasmSandbox:
         return out, time.monotonic() - started
 
     def _run(self, method: str, state: abi.CallState, timeout_s: float) -> bytes:
-        """One call in a store of its own; timeout_s names the deadline in errors, state.deadline is when it falls."""
-        store = capi.Store(self._engine_at)
-        try:
-            return self._run_in(store, method, state, timeout_s)
-        finally:
-            state.memory = None  # it points into the store: nothing may read it once the store is gone
-            store.close()
-
-    def _run_in(self, store: capi.Store, method: str, state: abi.CallState, timeout_s: float) -> bytes:
-        limits = self.manifest.limits
-        self.limits.apply(store)
+        """One call in a store of its own (one C call: capi.Callee); timeout_s names the deadline in errors, state.deadline is when it falls."""
         ticks = math.ceil(max(0.0, state.deadline - time.monotonic()) / TICK_S) + 1
         if state.inline and ticks > INLINE_TICKS:
-            state.store, ticks = store, INLINE_TICKS
+            ticks = INLINE_TICKS  # until the call commits (CallState.commit sets its real deadline)
         else:
             state.committed = True  # on a worker, or a deadline within the budget: it runs to its deadline here
-        store.set_epoch_deadline(ticks)
-        if self.fuel:
-            store.set_fuel(self.fuel)
-        if self.uses_wasi:
-            store.set_wasi(self._wasi(state))
+        wasi = self._wasi(state) if self.uses_wasi else None  # held until the call returns: its writers are Python callbacks
         abi.begin(state)
-        instance = None
         try:
-            instance = capi.Instance(self._pre_at, store)
-            state.memory = instance.memory()
-            if self._initialize:
-                instance.call_void(instance.func(b"_initialize"))
-            status = instance.call_i32(instance.func(self._methods[method]))
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            status, output, error, trap, memory_size = self._callee.call(
+                self._methods[method], state.input, ticks, capi.address(wasi._consume()) if wasi is not None else 0
+            )
+        finally:
+            abi.end()
+        if status is None:
+            exc = capi.failure(error, trap)
             if isinstance(state.exception, GatiError) or not isinstance(state.exception, (Exception, type(None))):
                 raise state.exception from None  # a host call's own error, or Ctrl+C / SystemExit, as raised
             if not state.committed and getattr(exc, "trap_code", None) == wasmtime.TrapCode.INTERRUPT:
                 raise _Outgrown from None  # not a limit hit: the call moves to a worker
-            error, hit = self._classify(state.exception or exc, method, timeout_s, store, instance)
+            error, hit = self._classify(state.exception or exc, method, timeout_s, memory_size)
             if hit is not None:
                 self.host.limit_hit(state.ctx, hit)
             raise error from None
-        finally:
-            abi.end()
         if status != 0:
             if state.unavailable is not None:
                 raise state.unavailable  # the module failed because shared state did not answer: retryable
-            if self._at_memory_limit(store, instance):
+            if self._at_memory_limit(memory_size):
                 # wasmtime answers a grow past the store's limit with -1, not a trap: a module that
                 # then fails was stopped by its limit as surely as one that trapped.
-                self.host.limit_hit(state.ctx, LimitHit.memory(limits, "memory.grow refused at the store's memory limit"))
+                self.host.limit_hit(state.ctx, LimitHit.memory(self.manifest.limits, "memory.grow refused at the store's memory limit"))
             raise ModuleError(
                 state.error or f"{self.manifest.name}.{method} returned {status}",
                 module=self.manifest.name,
                 method=method,
             )
-        return state.output if state.output is not None else b"null"
+        return output if output is not None else b"null"
 
     def _wasi(self, state: abi.CallState) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -207,8 +196,9 @@ class WasmSandbox:
         wasi.stderr_custom = to_log(2)
         return wasi
 
-    def _classify(self, exc: Exception, method: str, timeout_s: float, store, instance) -> tuple[GatiError, LimitHit | None]:
-        """The error a trap means, and the limit that stopped the call if one did."""
+    def _classify(self, exc: Exception, method: str, timeout_s: float, memory_size: int) -> tuple[GatiError, LimitHit | None]:
+        """The error a trap means, and the limit that stopped the call if one did (memory_size: -1 when not instantiated)."""
+        instantiated = memory_size >= 0
         name = f"{self.manifest.name}.{method}"
         limits = self.manifest.limits
         code = getattr(exc, "trap_code", None)
@@ -227,13 +217,13 @@ class WasmSandbox:
                 method=method,
                 reason="out of fuel",
             ), LimitHit.fuel(limits, method)
-        if instance is None and "maximum concurrent limit" in str(exc):
+        if not instantiated and "maximum concurrent limit" in str(exc):
             return ModuleBusy(
                 f"{name} found no free WASM instance slot: {_first_line(exc)}",
                 fix="fewer calls in flight across the process's WASM modules (their [limits] concurrency), or more processes",
                 module=self.manifest.name,
             ), None
-        if instance is None and "memory" in str(exc).lower() or self._at_memory_limit(store, instance):
+        if not instantiated and "memory" in str(exc).lower() or self._at_memory_limit(memory_size):
             return ModuleCrashed(
                 f"{name} reached its memory limit of {limits.memory_mb} MiB: {_cause(exc)}",
                 fix="use less memory or raise [limits] memory_mb",
@@ -250,10 +240,9 @@ class WasmSandbox:
             ), None
         return ModuleCrashed(f"{name} crashed: {_cause(exc)}", module=self.manifest.name, method=method), None
 
-    def _at_memory_limit(self, store, instance) -> bool:
-        """Is the module's memory within one page of its limit (where a grow is refused)?"""
-        memory = instance.memory() if instance is not None else None
-        return memory is not None and memory.size() + 64 * 1024 > self.limits.memory_bytes
+    def _at_memory_limit(self, memory_size: int) -> bool:
+        """Was the module's memory, when its call ended, within one page of its limit (where a grow is refused)?"""
+        return memory_size >= 0 and memory_size + 64 * 1024 > self.limits.memory_bytes
 
     def healthy(self) -> bool:
         return True
