@@ -53,29 +53,27 @@ def _address(name: str) -> int:
     return ctypes.cast(getattr(ffi.dll, name), c_void_p).value or 0
 
 
-_callpath.bind(
-    {
-        name: _address(name)
-        for name in (
-            "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_delete", "wasmtime_store_limiter",
-            "wasmtime_context_set_epoch_deadline", "wasmtime_context_set_fuel", "wasmtime_context_set_wasi",
-            "wasi_config_delete", "wasmtime_context_get_data", "wasmtime_instance_pre_instantiate",
-            "wasmtime_instance_export_get", "wasmtime_func_call_unchecked", "wasmtime_memory_data",
-            "wasmtime_memory_data_size", "wasmtime_caller_context", "wasmtime_caller_export_get", "wasmtime_trap_new",
-        )
-    },
-    {
-        "wasmtime_instance_t": ctypes.sizeof(ffi.wasmtime_instance_t),
-        "wasmtime_func_t": ctypes.sizeof(ffi.wasmtime_func_t),
-        "wasmtime_memory_t": ctypes.sizeof(ffi.wasmtime_memory_t),
-        "wasmtime_extern_t": ctypes.sizeof(ffi.wasmtime_extern_t),
-        "wasmtime_extern_t.of": ffi.wasmtime_extern_t.of.offset,
-        "wasmtime_val_raw_t": ctypes.sizeof(ffi.wasmtime_val_raw_t),
-        "WASMTIME_EXTERN_FUNC": ffi.WASMTIME_EXTERN_FUNC.value,
-        "WASMTIME_EXTERN_MEMORY": ffi.WASMTIME_EXTERN_MEMORY.value,
-    },
-    wasmtime.WasmtimeError,  # what read and write raise on a range outside the memory
-)
+FUNCTIONS = {  # what the C call path calls, by name: their addresses in wasmtime-py's libwasmtime
+    name: _address(name)
+    for name in (
+        "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_delete", "wasmtime_store_limiter",
+        "wasmtime_context_set_epoch_deadline", "wasmtime_context_set_fuel", "wasmtime_context_set_wasi",
+        "wasi_config_delete", "wasmtime_context_get_data", "wasmtime_instance_pre_instantiate",
+        "wasmtime_instance_export_get", "wasmtime_func_call_unchecked", "wasmtime_memory_data",
+        "wasmtime_memory_data_size", "wasmtime_caller_context", "wasmtime_caller_export_get", "wasmtime_trap_new",
+    )
+}
+LAYOUT = {  # the structures it shares with wasmtime, as wasmtime-py declares them (checked against the C ones)
+    "wasmtime_instance_t": ctypes.sizeof(ffi.wasmtime_instance_t),
+    "wasmtime_func_t": ctypes.sizeof(ffi.wasmtime_func_t),
+    "wasmtime_memory_t": ctypes.sizeof(ffi.wasmtime_memory_t),
+    "wasmtime_extern_t": ctypes.sizeof(ffi.wasmtime_extern_t),
+    "wasmtime_extern_t.of": ffi.wasmtime_extern_t.of.offset,
+    "wasmtime_val_raw_t": ctypes.sizeof(ffi.wasmtime_val_raw_t),
+    "WASMTIME_EXTERN_FUNC": ffi.WASMTIME_EXTERN_FUNC.value,
+    "WASMTIME_EXTERN_MEMORY": ffi.WASMTIME_EXTERN_MEMORY.value,
+}
+_callpath.bind(FUNCTIONS, LAYOUT, wasmtime.WasmtimeError)  # WasmtimeError: what read and write raise on a bad range
 
 Callee = _callpath.Callee  # Callee(owner, engine, pre, *limits, fuel, initialize).call(method, input, ticks, wasi)
 C_IMPORTS: dict[str, int] = _callpath.imports()  # name -> address of the imports written in C
