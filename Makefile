@@ -21,7 +21,8 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# pip builds the WASM call path (sandboxes/wasm/_callpath.c) in place too: a change to it installs again.
+$(VENV)/.installed: pyproject.toml sandboxes/wasm/_callpath.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -41,6 +42,6 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .gati examples/app/.gati
+	rm -rf $(VENV) .gati examples/app/.gati build sandboxes/wasm/_callpath*.so
 	find sample_modules -name build -type d -prune -exec rm -rf {} +
 	rm -rf tools/typescript/node_modules

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project builds and tests with, where they are missing,
 # and start the Docker engine where it is not running. Needs root and apt; elsewhere it
-# says what is missing and carries on (the WASM side of gati needs none of this).
+# says what is missing and carries on (the WASM side of gati needs only gcc and the Python headers).
 set -uo pipefail
 
 need=()
+# The WASM call path (sandboxes/wasm/_callpath.c), compiled by `pip install` against the interpreter's headers.
+command -v gcc >/dev/null || need+=(gcc)
+[ -f /usr/include/stdio.h ] || need+=(libc6-dev)
+python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null || need+=(python3-dev)
 command -v clang >/dev/null || need+=(clang)
 command -v wasm-ld >/dev/null || need+=(lld)
 [ -d /usr/lib/wasm32-wasi ] || [ -d /usr/lib/wasm32-wasip1 ] || need+=(wasi-libc)
