@@ -1,7 +1,7 @@
 """The `gati` imports of docs/wasm-abi.md: bytes in and out, and host calls through the Host.
 
 Host functions run on the thread that runs the wasm call: the event loop's own thread for an
-inline call, a worker thread otherwise (sandbox.py decides). The call's state (input, output,
+inline call, a worker thread otherwise (sandbox.py decides). The call's state (input, error,
 result buffer, the Host and the CallContext) is thread-local, which is exact because one call
 runs wholly on one thread. Operations that live on the event loop (HTTP egress, calling another
 module, a kv store across the network) are submitted to it and awaited here; an inline call
