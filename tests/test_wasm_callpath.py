@@ -75,7 +75,7 @@ WAT = f"""(module
 METHODS = ["echo", "input_past_memory", "output_past_memory", "output_negative", "big", "acts_then_runs", "logs_then_spins"]
 
 
-def write_module(tmp_path: Path, capabilities: str = "") -> Path:
+def write_module(tmp_path: Path, capabilities: str = "", limits: str = "") -> Path:
     folder = tmp_path / "modules" / "cp"
     folder.mkdir(parents=True)
     (folder / "cp.wat").write_text(WAT)
@@ -93,7 +93,7 @@ def write_module(tmp_path: Path, capabilities: str = "") -> Path:
         memory_mb = 16
         timeout_ms = 10000
         concurrency = 8
-        """))
+        """) + limits)
     return folder
 
 
@@ -104,8 +104,8 @@ async def manager(state):
     await manager.close()
 
 
-async def started(state, manager, tmp_path, capabilities=""):
-    register_module(state, write_module(tmp_path, capabilities))
+async def started(state, manager, tmp_path, capabilities="", limits=""):
+    register_module(state, write_module(tmp_path, capabilities, limits))
     assert await manager.call("cp", "echo", {"hello": 1}, ctx=CTX) == {"hello": 1}
     return manager._running["cp"].sandbox
 
@@ -156,8 +156,10 @@ async def test_module_calls_on_workers_at_once_each_get_their_answer(state, mana
 
 async def test_the_gil_is_let_go_while_webassembly_runs(state, manager, tmp_path):
     """Another thread runs Python while a call spins in WebAssembly: were the GIL held through the
-    call, it could run only after the call returned, when `in_call` is False again."""
-    sandbox = await started(state, manager, tmp_path)
+    call, it could run only after the call returned, when `in_call` is False again. Held, it
+    would also keep the epoch ticker thread from ticking and the call from reaching its 1 s
+    deadline: the fuel (seconds' worth) then stops it, and the test fails instead of hanging."""
+    sandbox = await started(state, manager, tmp_path, limits="fuel = 20_000_000_000\n")
     logged = threading.Event()
     seen: list[bool] = []
     in_call = False
@@ -175,7 +177,7 @@ async def test_the_gil_is_let_go_while_webassembly_runs(state, manager, tmp_path
     state = abi.CallState(sandbox.host, CTX, asyncio.get_running_loop(), b"null", deadline=time.monotonic() + 1.0)
     in_call = True
     try:
-        with pytest.raises(ModuleTimeout):
+        with pytest.raises(ModuleTimeout, match="deadline"):  # its deadline, not its fuel
             sandbox._run("logs_then_spins", state, 1.0)
     finally:
         in_call = False
