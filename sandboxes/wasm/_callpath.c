@@ -3,7 +3,8 @@
  * Through ctypes a call made ~20 transitions between Python and C (each store, limit, look-up,
  * the call, and per host call a ctypes callback and two memory look-ups), and they cost more
  * than wasmtime's own work (docs/performance.md). Here Callee.call does all of it with the GIL
- * released, and the hot imports (input_len, input_read, output) are C functions, so a call like
+ * released, and the hot imports (input_len, input_read, output, result_len, result_read) are C
+ * functions, so a call like
  * greet.hello never enters Python between its start and its end. The other imports stay Python
  * (abi.py, ctypes callbacks, which take the GIL back themselves) and reach the call through
  * read/write/set_epoch_deadline below.
@@ -94,6 +95,9 @@ typedef struct {
     int has_output;
     wt_memory memory; /* the instance's `memory` export, once instantiation has returned */
     int has_memory;
+    PyObject *result; /* the last host call's result (bytes, set by set_result), or NULL */
+    const char *result_data;
+    size_t result_len;
 } Frame;
 
 static _Thread_local Frame *current = NULL;
@@ -181,6 +185,29 @@ static wt_trap *import_output(void *env, wt_caller *caller, wt_val_raw *values, 
     memcpy(copy, at, (size_t)len);
     free(f->output);
     f->output = copy, f->output_len = (size_t)len, f->has_output = 1;
+    return NULL;
+}
+
+static wt_trap *import_result_len(void *env, wt_caller *caller, wt_val_raw *values, size_t count) {
+    (void)env, (void)count;
+    wt_context *ctx;
+    Frame *f = frame_of(caller, &ctx);
+    if (f == NULL) return outside("result_len");
+    values[0].i32 = (int32_t)f->result_len;
+    return NULL;
+}
+
+static wt_trap *import_result_read(void *env, wt_caller *caller, wt_val_raw *values, size_t count) {
+    (void)env, (void)count;
+    wt_context *ctx;
+    Frame *f = frame_of(caller, &ctx);
+    if (f == NULL) return outside("result_read");
+    wt_memory memory;
+    if (!memory_of(caller, f, &memory)) return trap(NO_MEMORY);
+    char message[128];
+    uint8_t *at = range(ctx, &memory, values[0].i32, (int64_t)f->result_len, message, sizeof message);
+    if (at == NULL) return trap(message);
+    if (f->result_len) memcpy(at, f->result_data, f->result_len); /* the frame holds the bytes object: no GIL needed */
     return NULL;
 }
 
@@ -285,6 +312,7 @@ static PyObject *Callee_call(Callee *self, PyObject *const *args, Py_ssize_t nar
     current = outer;
     api.store_delete(store); /* nothing reads the memory past here: the frame's is dropped with it */
     Py_END_ALLOW_THREADS
+    Py_XDECREF(frame.result);
 
     PyObject *output = Py_None;
     Py_INCREF(Py_None);
@@ -385,6 +413,20 @@ static PyObject *py_set_epoch_deadline(PyObject *module, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* set_result(data: bytes): the result buffer of the call running on this thread (abi.py's host calls). */
+static PyObject *py_set_result(PyObject *module, PyObject *arg) {
+    if (!PyBytes_Check(arg)) return PyErr_Format(PyExc_TypeError, "set_result takes bytes, not %s", Py_TYPE(arg)->tp_name);
+    if (current == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_result: no WASM call is running on this thread");
+        return NULL;
+    }
+    Py_INCREF(arg);
+    Py_XSETREF(current->result, arg);
+    current->result_data = PyBytes_AS_STRING(arg);
+    current->result_len = (size_t)PyBytes_GET_SIZE(arg);
+    Py_RETURN_NONE;
+}
+
 /* bind(functions: {name: address}, layout: {name: size or offset}, abi_error: type) */
 static PyObject *py_bind(PyObject *module, PyObject *args) {
     PyObject *functions, *layout, *error_type;
@@ -427,8 +469,10 @@ static PyObject *py_bind(PyObject *module, PyObject *args) {
 
 /* imports() -> {name: address} of the C imports, for wasmtime_linker_define_func_unchecked. */
 static PyObject *py_imports(PyObject *module, PyObject *unused) {
-    return Py_BuildValue("{sNsNsN}", "input_len", PyLong_FromVoidPtr((void *)import_input_len), "input_read",
-                         PyLong_FromVoidPtr((void *)import_input_read), "output", PyLong_FromVoidPtr((void *)import_output));
+    return Py_BuildValue("{sNsNsNsNsN}", "input_len", PyLong_FromVoidPtr((void *)import_input_len), "input_read",
+                         PyLong_FromVoidPtr((void *)import_input_read), "output", PyLong_FromVoidPtr((void *)import_output),
+                         "result_len", PyLong_FromVoidPtr((void *)import_result_len), "result_read",
+                         PyLong_FromVoidPtr((void *)import_result_read));
 }
 
 static PyMethodDef module_methods[] = {
@@ -437,6 +481,7 @@ static PyMethodDef module_methods[] = {
     {"read", (PyCFunction)(void (*)(void))py_read, METH_FASTCALL, "read(caller, ptr, length) -> bytes of the caller's memory"},
     {"write", (PyCFunction)(void (*)(void))py_write, METH_FASTCALL, "write(caller, ptr, data): into the caller's memory"},
     {"set_epoch_deadline", py_set_epoch_deadline, METH_O, "set_epoch_deadline(ticks) of the call running on this thread"},
+    {"set_result", py_set_result, METH_O, "set_result(data: bytes): what result_len/result_read give the call running on this thread"},
     {NULL},
 };
 

@@ -2,13 +2,14 @@
 
 Host functions run on the thread that runs the wasm call: the event loop's own thread for an
 inline call, a worker thread otherwise (sandbox.py decides). The call's state (input, error,
-result buffer, the Host and the CallContext) is thread-local, which is exact because one call
+the Host and the CallContext) is thread-local, which is exact because one call
 runs wholly on one thread. Operations that live on the event loop (HTTP egress, calling another
 module, a kv store across the network) are submitted to it and awaited here; an inline call
 never needs them (see _on_loop). A local kv store's (SQLite) never suspend and run in place (_kv).
 
-The hottest imports (input_len, input_read, output) are C functions of the call path
-(sandboxes/wasm/_callpath.c): a call using only them never enters Python. The others are C
+The hottest imports (input_len, input_read, output, result_len, result_read) are C functions of
+the call path (sandboxes/wasm/_callpath.c): a call using only them never enters Python. A host
+call here hands its result to the C side (capi.set_result), where result_len/result_read find it. The others are C
 callbacks over raw i32 values (capi.host_function); they read and write the module's memory in
 place through capi.read and capi.write (bounds-checked, in C), valid only while the call runs.
 """
@@ -46,7 +47,6 @@ class CallState:
     loop: asyncio.AbstractEventLoop
     input: bytes  # read by the C imports; the output they take is returned by the C call (sandbox.py)
     error: str | None = None
-    result: bytes = b""
     # Shared state did not answer a host call: if the module then fails, that is why (a 503, not a 502).
     unavailable: StateUnavailable | None = None
     exception: BaseException | None = None  # raised by a host function; the call raises it
@@ -90,23 +90,23 @@ def _host_call(op: Callable[[CallState], Any]) -> int:
     try:
         value = op(state)
     except CapabilityDenied as denied:
-        state.result = json.dumps(denied.to_dict()).encode()
+        capi.set_result(json.dumps(denied.to_dict()).encode())
         return DENIED
     except KvConflict as conflict:
-        state.result = U64.pack(conflict.current)
+        capi.set_result(U64.pack(conflict.current))
         return CONFLICT
     except GatiError as err:
         if isinstance(err, StateUnavailable):
             state.unavailable = err
-        state.result = json.dumps(err.to_dict()).encode()
+        capi.set_result(json.dumps(err.to_dict()).encode())
         return ERROR
     except (ValueError, OSError) as exc:
-        state.result = json.dumps({"code": "error", "message": str(exc)}).encode()
+        capi.set_result(json.dumps({"code": "error", "message": str(exc)}).encode())
         return ERROR
     if value is None:
-        state.result = b""
+        capi.set_result(b"")
         return NOT_FOUND
-    state.result = value if isinstance(value, bytes) else value.encode() if isinstance(value, str) else json.dumps(value).encode()
+    capi.set_result(value if isinstance(value, bytes) else value.encode() if isinstance(value, str) else json.dumps(value).encode())
     return OK
 
 
@@ -136,14 +136,6 @@ def _log(caller, level, ptr, length):
     state = _state()
     state.commit()
     state.host.log(state.ctx, level, _text(caller, ptr, length))
-
-
-def _result_len(caller):
-    return len(_state().result)
-
-
-def _result_read(caller, ptr):
-    capi.write(caller, ptr, _state().result)
 
 
 def _http_request(caller, ptr, length):
@@ -249,9 +241,9 @@ def _trace_context(caller):
     trace = state.ctx.trace
     traceparent = trace.traceparent if trace is not None else ""
     if not traceparent:
-        state.result = b""
+        capi.set_result(b"")
         return NOT_FOUND
-    state.result = json.dumps({"traceparent": traceparent, "tracestate": trace.tracestate, "baggage": trace.baggage}).encode()
+    capi.set_result(json.dumps({"traceparent": traceparent, "tracestate": trace.tracestate, "baggage": trace.baggage}).encode())
     return OK
 
 
@@ -262,8 +254,8 @@ IMPORTS: list[tuple[str, int, bool, Callable | int]] = [
     ("output", 2, False, capi.C_IMPORTS["output"]),
     ("error", 2, False, _error),
     ("log", 3, False, _log),
-    ("result_len", 0, True, _result_len),
-    ("result_read", 1, False, _result_read),
+    ("result_len", 0, True, capi.C_IMPORTS["result_len"]),
+    ("result_read", 1, False, capi.C_IMPORTS["result_read"]),
     ("http_request", 2, True, _http_request),
     ("kv_get", 4, True, _kv_get),
     ("kv_put", 6, True, _kv_put),

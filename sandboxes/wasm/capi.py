@@ -2,16 +2,17 @@
 
 A call is one C call (`Callee.call`, sandboxes/wasm/_callpath.c): store, limits, epoch deadline,
 fuel, WASI, instance, `memory` and method look-ups, the call, the store dropped, with the GIL
-released while WebAssembly runs; the hot imports (input_len, input_read, output) are C functions
-too. Through ctypes the same call made ~20 transitions between Python and C, which cost more
-than wasmtime's own work (docs/performance.md). The extension is not linked against wasmtime:
+released while WebAssembly runs; the hot imports (input_len, input_read, output, result_len,
+result_read) are C functions too. Through ctypes the same call made ~20 transitions between
+Python and C, which cost more than wasmtime's own work (docs/performance.md). The extension is not linked against wasmtime:
 bind() below hands it the addresses of wasmtime-py's libwasmtime functions, and the sizes and
 offsets of wasmtime-py's declarations of the structures it shares, which it checks against its
 own (a wasmtime that changed them fails here, at import, naming the difference).
 
 What stays here is what the imports written in Python (abi.py) need: a host function as a C
 callback over raw i32 values, defined on a linker; the caller's memory, read and written through
-the extension (bounds-checked); the running call's epoch deadline (CallState.commit).
+the extension (bounds-checked); the running call's epoch deadline (CallState.commit) and the
+result buffer its host calls fill (set_result).
 
 What it gives up: type checks. The unchecked call trusts each export's type, so validate.py
 checks every method's type once, when the module is prepared.
@@ -80,6 +81,7 @@ C_IMPORTS: dict[str, int] = _callpath.imports()  # name -> address of the import
 read: Callable[[int, int, int], bytes] = _callpath.read  # read(caller, ptr, length): the caller's memory
 write: Callable[[int, int, bytes], None] = _callpath.write  # write(caller, ptr, data)
 set_epoch_deadline: Callable[[int], None] = _callpath.set_epoch_deadline  # of the call running on this thread
+set_result: Callable[[bytes], None] = _callpath.set_result  # what result_len/result_read give that call
 
 # (env, caller, args_and_results, count) -> trap or 0: every host function has this C shape.
 HostCallback = ctypes.CFUNCTYPE(c_size_t, P, P, P, c_size_t)
