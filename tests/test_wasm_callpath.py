@@ -235,3 +235,12 @@ def test_without_the_built_extension_sandboxes_wasm_says_to_run_make_setup():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.startswith("CallPathMissing"), out.stdout + out.stderr
     assert "make setup" in out.stdout
+
+
+def test_the_running_call_s_deadline_and_result_are_refused_when_no_call_runs():
+    # CallState.commit and the Python host calls reach the call running on their own thread; on a
+    # thread running none there is nothing to set (and no store whose memory could be touched).
+    with pytest.raises(RuntimeError, match="no WASM call is running on this thread"):
+        capi.set_epoch_deadline(1)
+    with pytest.raises(RuntimeError, match="no WASM call is running on this thread"):
+        capi.set_result(b"{}")
