@@ -171,6 +171,8 @@ def test_fingerprint_is_stable_and_changes_with_the_contract(tmp_path):
     # the same file again, elsewhere; and one where only comments, the docstring and line numbers moved
     assert manifest(tmp_path, HOOKED, "again").fingerprint() == fp
     assert manifest(tmp_path, '"""Docs."""\n\n' + HOOKED.replace("# a comment", "# another"), "moved").fingerprint() == fp
-    for old, new in [('"10/s"', '"11/s"'), ("retries=2", "retries=3"), ('"mailer", ', ""), ('["db"]', '["db", "x"]'), ("2026-11-01", "2026-11-02")]:
+    changes = [('"10/s"', '"11/s"'), ("retries=2", "retries=3"), ('"mailer", ', ""), ('["db"]', '["db", "x"]'), ("2026-11-01", "2026-11-02"),
+               ('"greet"]', '"greet@^2"]')]  # a module version pin
+    for old, new in changes:
         assert old in HOOKED
         assert manifest(tmp_path, HOOKED.replace(old, new), f"changed{hash(new)}").fingerprint() != fp, (old, new)

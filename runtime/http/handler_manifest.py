@@ -6,13 +6,14 @@
        "auth": {"roles": ["orders:write"]} | None, "rate_limit": "10/s" | None,
        "max_body_bytes": 65536 | None, "timeout_ms": 5000 | None, "version": "2",
        "secrets": ["payments_key"], "modules": [{"module", "method", "line", "payload", "result"}],
-       "dependencies": ["payments", "thumbs"], "since": "2026-11-01" | None,
+       "dependencies": ["payments", "thumbs"], "pins": {"payments": "^2"}, "since": "2026-11-01" | None,
        "hooks": [{"name", "level", "phase", "timeout_ms", "retries", "backoff_ms"}],
        "pinned": {"runs": "3", "transformers": ["orders/index@2.transform.py", ...]} | None}
     fingerprint(manifest) -> sha256 hex of its canonical JSON (sorted keys, no whitespace)
 
 The policies are auth, rate_limit, max_body_bytes, timeout_ms and secrets. "dependencies" are
-the modules the source calls (found statically) and those MODULES = [...] declares. "hooks" are
+the modules the source calls (found statically) and those MODULES = [...] declares; "pins" the
+version constraints MODULES puts on them (a change of pin is a change of contract). "hooks" are
 the file's own BEFORE/AFTER/CATCH (hooks.py's global hooks belong to the project, not the file).
 The fingerprint leaves out what does not change the handler's contract: the summary and the line
 numbers of module calls; anything else that changes in the manifest changes it.
@@ -33,6 +34,7 @@ from typing import Any
 
 from runtime.http.gtype import GType
 from runtime.http.module_calls import ModuleCall, find_module_calls
+from runtime.http.module_pins import declared_pins
 from runtime.http.routing import PARAM_RE, Route
 
 
@@ -59,6 +61,7 @@ class HandlerManifest:
     modules: tuple[ModuleCall, ...]
     summary: str = ""  # the first line of the file's docstring
     declared_modules: tuple[str, ...] = ()  # MODULES = [...]
+    pins: dict[str, str] | None = None  # MODULES' version constraints, {name: constraint} (runtime.http.module_pins)
     hooks: tuple[dict[str, Any], ...] = ()
     since: str = ""
     pinned: dict[str, Any] | None = None  # a version served through transformers by a newer one
@@ -83,6 +86,7 @@ class HandlerManifest:
             modules=tuple(find_module_calls(route.file, module, route.request_type, route.response_type)) if module else (),
             summary=((getattr(module, "__doc__", None) or "").strip().splitlines() or [""])[0],
             declared_modules=route.modules,
+            pins=dict(sorted(declared_pins(route).items())),
             hooks=tuple(
                 {"name": h.name, "level": h.level, "phase": phase, "timeout_ms": h.timeout_ms, "retries": h.retries, "backoff_ms": h.backoff_ms}
                 for phase in ("before", "after", "catch")
@@ -126,6 +130,7 @@ class HandlerManifest:
             "secrets": list(self.secrets),
             "modules": [c.to_dict() for c in self.modules],
             "dependencies": list(self.dependencies),
+            "pins": dict(self.pins or {}),
             "hooks": [dict(h) for h in self.hooks],
             "since": self.since or None,
             "pinned": self.pinned,
