@@ -157,7 +157,7 @@ class TextAccessLogger(AbstractAccessLogger):
         who = f" [worker {_worker_tag}]" if _worker_tag is not None else ""
         headers = response.headers
         _ACCESS.add(
-            f'{self.clock.now()} INFO{who} aiohttp.access: {request.remote} "{request.method} {request.path_qs} '
+            f'{self.clock.now()} INFO{who} aiohttp.access: {request.remote or "-"} "{request.method} {request.path_qs} '
             f'HTTP/{request.version.major}.{request.version.minor}" {response.status} {response.body_length} {duration:.6f} '
             f'request={headers.get("X-Request-Id", "-")} traceparent={headers.get("traceparent", "-")}\n'
         )
