@@ -58,6 +58,17 @@ def state(tmp_path):
 
 
 @pytest.fixture
+async def manager(state):
+    """A ModuleManager over this test's state directory, closed (its sandboxes stopped) after the test.
+    Tests that need egress hosts or an environment define their own."""
+    from runtime.modules.manager import ModuleManager
+
+    manager = ModuleManager(state)
+    yield manager
+    await manager.close()
+
+
+@pytest.fixture
 def gati_home(tmp_path, monkeypatch):
     """A fresh state directory (registry, audit log) for this test only."""
     home = tmp_path / "gati-home"

@@ -30,6 +30,16 @@ def install(tmp_path: Path, source: Path, edit=None, name: str | None = None) ->
     return target
 
 
+def script_module(tmp_path: Path, body: str) -> Path:
+    """A native module "starter" whose artifact is a shell script running body (its method: run)."""
+    mod = tmp_path / "modules" / "starter"
+    mod.mkdir(parents=True)
+    (mod / "start.sh").write_text("#!/bin/sh\n" + body)
+    (mod / "start.sh").chmod(0o755)
+    (mod / "module.toml").write_text('name = "starter"\nversion = "1.0.0"\nkind = "native"\n[artifact]\npath = "start.sh"\n[methods.run]\n')
+    return mod
+
+
 def events(state: StateDir, capability: str | None = None) -> list[dict]:
     return [e for e in read_events(state.audit_path) if capability is None or e["capability"] == capability]
 

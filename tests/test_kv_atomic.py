@@ -29,7 +29,6 @@ from kv_contract import check_contract
 
 from runtime.core.kv import Entry, KvConflict, KvInvalid, SqliteKvStore, run_now
 from runtime.modules import register_module
-from runtime.modules.manager import ModuleManager
 
 ROOT = Path(__file__).resolve().parents[1]
 KVATOMIC = ROOT / "tests" / "modules" / "kvatomic"
@@ -192,13 +191,6 @@ def install(tmp_path: Path, declared: str = '"counts"') -> Path:
     manifest = target / "module.toml"
     manifest.write_text(manifest.read_text().replace('kv = ["counts"]', f"kv = [{declared}]"))
     return target
-
-
-@pytest.fixture
-async def manager(state):
-    manager = ModuleManager(state)
-    yield manager
-    await manager.close()
 
 
 async def wasm(manager, method, payload=None) -> tuple[int, bytes]:

@@ -12,17 +12,10 @@ from runtime.core import versions
 from runtime.core.audit_log import read_events
 from runtime.core.errors import ManifestError, VersionNotFound, VersionUnhealthy
 from runtime.core.manifest import parse_manifest
-from runtime.modules import ModuleManager, register_module
+from runtime.modules import register_module
 from tests.versions_support import caller, greet, greet_sample
 
 WAIT_S = 30  # bounded waits for background health checks (no assertion on time)
-
-
-@pytest.fixture
-async def manager(state):
-    m = ModuleManager(state)
-    yield m
-    await m.close()
 
 
 def register_greets(state, tmp_path, *specs):

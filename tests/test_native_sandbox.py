@@ -8,7 +8,7 @@ conformance suite's (tests/conformance), which runs them on native modules too.
 import os
 
 import pytest
-from native_support import CTX, PROBE, install, manager, needs_bwrap  # noqa: F401
+from native_support import CTX, script_module, PROBE, install, manager, needs_bwrap  # noqa: F401
 
 from runtime.modules import register_module
 from sandboxes.native import process as native_process
@@ -45,15 +45,6 @@ async def test_host_processes_are_invisible(state, manager, tmp_path):
 
 
 # handshake -------------------------------------------------------------------------
-
-def script_module(tmp_path, body: str):
-    mod = tmp_path / "modules" / "starter"
-    mod.mkdir(parents=True)
-    (mod / "start.sh").write_text("#!/bin/sh\n" + body)
-    (mod / "start.sh").chmod(0o755)
-    (mod / "module.toml").write_text('name = "starter"\nversion = "1.0.0"\nkind = "native"\n[artifact]\npath = "start.sh"\n[methods.run]\n')
-    return mod
-
 
 @pytest.mark.parametrize(
     "body, says",

@@ -7,22 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from native_support import CTX, SHORTLINK, install, manager, needs_bwrap  # noqa: F401
+from native_support import CTX, script_module, SHORTLINK, install, manager, needs_bwrap  # noqa: F401
 
 from runtime.modules import register_module
 from sandboxes.process import sandbox as process_sandbox
 from sandboxes.process.handshake import ModuleStartError
 
 pytestmark = needs_bwrap
-
-
-def script_module(tmp_path, body: str):
-    mod = tmp_path / "modules" / "starter"
-    mod.mkdir(parents=True)
-    (mod / "start.sh").write_text("#!/bin/sh\n" + body)
-    (mod / "start.sh").chmod(0o755)
-    (mod / "module.toml").write_text('name = "starter"\nversion = "1.0.0"\nkind = "native"\n[artifact]\npath = "start.sh"\n[methods.run]\n')
-    return mod
 
 
 async def test_the_host_service_listens_before_the_module_runs(state, manager, tmp_path):

@@ -13,19 +13,11 @@ import pytest
 from walls_support import MACHINE_WIDE_PROC, ROOT, install_walls_probe, mount_of, readable_machine_wide
 
 from runtime.modules import register_module
-from runtime.modules.manager import ModuleManager
 from sandboxes.oci import available
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(available() is not None, reason=f"container modules need a Docker engine: {available()}")]
 
 RUN_DIR_MIB = 1
-
-
-@pytest.fixture
-async def manager(state):
-    manager = ModuleManager(state)
-    yield manager
-    await manager.close()
 
 
 @pytest.fixture

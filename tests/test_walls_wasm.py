@@ -13,7 +13,6 @@ import wasmtime
 
 from runtime.core.errors import ManifestError, ModuleCrashed
 from runtime.modules import register_module
-from runtime.modules.manager import ModuleManager
 from sandboxes.wasm.engine import _config
 from sandboxes.wasm.limits import StoreLimits
 
@@ -66,13 +65,6 @@ def write_module(tmp_path: Path, name: str, wat: str, methods: list[str], memory
         timeout_ms = 5000
         """))
     return folder
-
-
-@pytest.fixture
-async def manager(state):
-    manager = ModuleManager(state)
-    yield manager
-    await manager.close()
 
 
 # -- item 7: one limit for memory and table ----------------------------------------------------

@@ -22,7 +22,6 @@ import wasmtime
 from runtime.core.call import CallContext
 from runtime.core.errors import ModuleCrashed, ModuleTimeout
 from runtime.modules import register_module
-from runtime.modules.manager import ModuleManager
 from sandboxes.wasm import _callpath, abi, capi, validate
 from sandboxes.wasm.engine import make_engine
 
@@ -95,13 +94,6 @@ def write_module(tmp_path: Path, capabilities: str = "", limits: str = "") -> Pa
         concurrency = 8
         """) + limits)
     return folder
-
-
-@pytest.fixture
-async def manager(state):
-    manager = ModuleManager(state)
-    yield manager
-    await manager.close()
 
 
 async def started(state, manager, tmp_path, capabilities="", limits=""):

@@ -39,13 +39,6 @@ def granted_egress(text: str) -> str:
     return text.replace('kv = ["cells"]', 'kv = ["cells"]\negress = ["http://example.com:80"]')
 
 
-@pytest.fixture
-async def manager(state):
-    manager = ModuleManager(state)
-    yield manager
-    await manager.close()
-
-
 async def call(manager, method):
     return await manager.call("cells", method, None, ctx=CTX)
 

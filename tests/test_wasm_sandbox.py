@@ -46,13 +46,6 @@ def state(state):
     return state
 
 
-@pytest.fixture
-async def manager(state):
-    manager = ModuleManager(state)
-    yield manager
-    await manager.close()
-
-
 def register(state, tmp_path, source=PROBE, edit=None):
     return register_module(state, install(tmp_path, source, edit))
 
