@@ -107,7 +107,7 @@ class _Running:
                 async with asyncio.timeout(timeout_s + BACKSTOP_S):
                     return await self.sandbox.call(method, data, ctx, timeout_s)
             except TimeoutError:
-                raise ModuleTimeout(f"{name}.{method} did not answer within {timeout_s:.1f} s", module=name, method=method) from None
+                raise _no_answer(name, method, timeout_s) from None
             finally:
                 self.give()
         finally:
@@ -228,16 +228,13 @@ class ModuleManager:
             try:
                 out = await running.sandbox.call(method, data, ctx, timeout_s)
             except TimeoutError:
-                raise ModuleTimeout(f"{module}.{method} did not answer within {timeout_s:.1f} s", module=module, method=method) from None
+                raise _no_answer(module, method, timeout_s) from None
             finally:
                 running.give()
                 running.left()
             return self._answer(registration, module, method, out)
-        except GatiError as err:
-            outcome = err.code
-            raise
         except BaseException as err:
-            outcome = type(err).__name__
+            outcome = _outcome(err)
             raise
         finally:
             if observer is not None:
@@ -264,11 +261,8 @@ class ModuleManager:
         start, outcome = time.perf_counter(), "ok"
         try:
             return await self._call(module, method, payload, ctx)
-        except GatiError as err:
-            outcome = err.code
-            raise
         except BaseException as err:
-            outcome = type(err).__name__
+            outcome = _outcome(err)
             raise
         finally:
             self.observer(module.partition("@")[0], method, outcome, time.perf_counter() - start)  # metrics by name
@@ -430,3 +424,12 @@ class ModuleManager:
         self._running.clear()
         self._pinned.clear()
         await self.backends.close()
+
+
+def _outcome(err: BaseException) -> str:
+    """What the observer (metrics) is told of a failed call: the error's code, else its type."""
+    return err.code if isinstance(err, GatiError) else type(err).__name__
+
+
+def _no_answer(module: str, method: str, timeout_s: float) -> ModuleTimeout:
+    return ModuleTimeout(f"{module}.{method} did not answer within {timeout_s:.1f} s", module=module, method=method)
