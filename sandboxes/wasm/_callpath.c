@@ -151,18 +151,23 @@ static wt_trap *import_input_len(void *env, wt_caller *caller, wt_val_raw *value
     return NULL;
 }
 
+/* Copy len bytes of the host's into the module's memory at ptr (input_read, result_read). */
+static wt_trap *copy_in(wt_caller *caller, wt_context *ctx, Frame *f, int32_t ptr, const void *data, size_t len) {
+    wt_memory memory;
+    if (!memory_of(caller, f, &memory)) return trap(NO_MEMORY);
+    char message[128];
+    uint8_t *at = range(ctx, &memory, ptr, (int64_t)len, message, sizeof message);
+    if (at == NULL) return trap(message);
+    if (len) memcpy(at, data, len);
+    return NULL;
+}
+
 static wt_trap *import_input_read(void *env, wt_caller *caller, wt_val_raw *values, size_t count) {
     (void)env, (void)count;
     wt_context *ctx;
     Frame *f = frame_of(caller, &ctx);
     if (f == NULL) return outside("input_read");
-    wt_memory memory;
-    if (!memory_of(caller, f, &memory)) return trap(NO_MEMORY);
-    char message[128];
-    uint8_t *at = range(ctx, &memory, values[0].i32, (int64_t)f->input_len, message, sizeof message);
-    if (at == NULL) return trap(message);
-    memcpy(at, f->input, f->input_len);
-    return NULL;
+    return copy_in(caller, ctx, f, values[0].i32, f->input, f->input_len);
 }
 
 static wt_trap *import_output(void *env, wt_caller *caller, wt_val_raw *values, size_t count) {
@@ -202,13 +207,7 @@ static wt_trap *import_result_read(void *env, wt_caller *caller, wt_val_raw *val
     wt_context *ctx;
     Frame *f = frame_of(caller, &ctx);
     if (f == NULL) return outside("result_read");
-    wt_memory memory;
-    if (!memory_of(caller, f, &memory)) return trap(NO_MEMORY);
-    char message[128];
-    uint8_t *at = range(ctx, &memory, values[0].i32, (int64_t)f->result_len, message, sizeof message);
-    if (at == NULL) return trap(message);
-    if (f->result_len) memcpy(at, f->result_data, f->result_len); /* the frame holds the bytes object: no GIL needed */
-    return NULL;
+    return copy_in(caller, ctx, f, values[0].i32, f->result_data, f->result_len); /* the frame holds the bytes object: no GIL needed */
 }
 
 /* Callee: one module's call, its constants bound once (at start). */
