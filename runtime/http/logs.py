@@ -62,20 +62,26 @@ class TextFormatter(logging.Formatter):
         return f"{line} trace_id={trace_id} span_id={span_id}"
 
 
+def _json_entry(created: float, msecs: int, level: str, logger: str, message: str, worker: int | None) -> dict[str, Any]:
+    """The fields every JSON line starts with, a log record's and an access line's alike."""
+    entry: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{msecs:03d}Z",
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    if worker is not None:
+        entry["worker"] = worker
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, worker: int | None = None):
         super().__init__()
         self.worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if self.worker is not None:
-            entry["worker"] = self.worker
+        entry = _json_entry(record.created, int(record.msecs), record.levelname.lower(), record.name, record.getMessage(), self.worker)
         lctx = current_request.get()
         if lctx is not None:
             trace_id, span_id = trace_ids(lctx)
@@ -169,14 +175,7 @@ class JsonAccessLogger(AbstractAccessLogger):
     def log(self, request, response, duration: float) -> None:
         traceparent = response.headers.get("traceparent", "").split("-")
         now = time.time()
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
-            "level": "info",
-            "logger": "aiohttp.access",
-            "message": f"{request.method} {request.path} {response.status}",
-        }
-        if _worker_tag is not None:
-            entry["worker"] = _worker_tag
+        entry = _json_entry(now, int((now - int(now)) * 1000), "info", "aiohttp.access", f"{request.method} {request.path} {response.status}", _worker_tag)
         entry.update(
             method=request.method,
             path=request.path,
