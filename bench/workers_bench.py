@@ -135,6 +135,7 @@ async def main() -> None:
     env = {**os.environ, "GATI_HOME": str(tmp / "state"), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     gati = [sys.executable, "-m", "runtime.cli.main", "serve", str(project), "--host", "127.0.0.1", "--no-access-log"]
     targets: list[Target] = []
+    processes: dict[str, int] = {}  # name -> how many serving processes
     try:
         for name, count, is_gati in [
             ("bare aiohttp, 1 process", 1, False),
@@ -145,6 +146,7 @@ async def main() -> None:
             port = free_port()
             argv = gati + ["--port", str(port), "--workers", str(count)] if is_gati else [sys.executable, str(bare_script), str(port), str(count)]
             target = Target(name, argv, port, env)
+            processes[name] = count
             targets.append(target)
             target.wait_ready()  # one at a time: the first gati registers the module alone
         results: dict[str, list[float]] = {t.name: [] for t in targets}
@@ -171,8 +173,7 @@ async def main() -> None:
     for name in names:
         server, client = min(cpu[name]), min(load[name])
         # One process runs on one core at a time; wrk (one thread) on any.
-        processes = WORKERS if name.endswith(f"{WORKERS} processes") or name.endswith(f"--workers {WORKERS}") else 1
-        bound[name] = min(cores / (server + client), processes / server) * 1e6
+        bound[name] = min(cores / (server + client), processes[name] / server) * 1e6
         bounds.add_row(name, f"{server:.0f}", f"{client:.0f}", f"{bound[name]:.0f}", f"{max(results[name]) / bound[name]:.0%}")
     console.print(bounds)
     bare_n, gati_1, gati_n = (max(results[n]) for n in names[1:])
