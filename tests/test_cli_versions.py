@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from versions_support import greet
 
 from runtime.cli.main import app
+from runtime.cli.versions import Loaded
 from runtime.core.state import StateDir
 from runtime.http.versions.store import VersionStore
 from runtime.modules import register_module
@@ -121,4 +122,43 @@ def test_check_is_a_ci_gate(make_project, gati_home):
     )
     r = gati("check", "--project", root)
     assert r.exit_code == 0, r.output
-    assert json.loads(gati("check", "--project", root, "--json").output) == {"ok": True, "problems": []}
+    assert json.loads(gati("check", "--project", root, "--json").output) == {"ok": True, "problems": [], "changed_in_place": []}
+
+
+def _served(root, when: float, *versions: tuple[str, str]) -> None:
+    """What a server writes: the manifests at start (record), then the versions clients asked for (served)."""
+    loaded = Loaded(root, create_store=True)
+    try:
+        fingerprints = {k: m.fingerprint() for k, m in loaded.manifests.items()}
+        loaded.store.record(loaded.graphs.values(), {fingerprints[k]: m.to_dict() for k, m in loaded.manifests.items()}, when)
+        loaded.store.served(versions, when)
+    finally:
+        loaded.close()
+
+
+def test_check_catches_a_served_version_changed_in_its_own_file(make_project, gati_home):
+    root = make_project({"u.py": TYPED.format(field="a"), "w.py": TYPED.format(field="a")})
+    _served(root, 1000.0, ("/u", "1"))  # /w is known to the store but no client asked for it
+    assert gati("check", "--project", root).exit_code == 0
+    # a compatible change in place (an optional field) passes; a breaking one fails, naming it
+    (root / "handlers" / "u.py").write_text(TYPED.format(field="a").replace("a: str", "a: str\n    b: NotRequired[str]").replace("import TypedDict", "import NotRequired, TypedDict"))
+    r = gati("check", "--project", root)
+    assert r.exit_code == 0, r.output
+    (root / "handlers" / "u.py").write_text(TYPED.format(field="b"))
+    (root / "handlers" / "w.py").write_text(TYPED.format(field="b"))  # never served: still free to change
+    r = gati("check", "--project", root, "--json")
+    assert r.exit_code == 1
+    (change,) = json.loads(r.output)["changed_in_place"]
+    assert (change["route"], change["version"], change["file"]) == ("/u", "1", "u.py")
+    assert change["reasons"] == ["request $.a: field removed", "request $.b: required field added"]
+    assert "make the change a new version (handlers/u@N.py" in change["fix"]
+    r = gati("check", "--project", root)
+    assert "changed in place /u: version 1 (u.py) breaks the contract its clients were served" in r.output
+    info = json.loads(gati("show", "/u@1", "--project", root, "--json").output)  # a single file's history is found ("1", not "")
+    assert len(info["stored_fingerprints"]) == 1 and info["changed_since_stored"] is True
+    # the contract a restart recorded since (never served) is not the promise: the first one is
+    _served(root, 2000.0)
+    assert gati("check", "--project", root).exit_code == 1
+    # retired: no client is served it any more
+    assert gati("retire", "/u@1", "--project", root).exit_code == 0
+    assert gati("check", "--project", root).exit_code == 0

@@ -3,7 +3,8 @@
 - the resolver picks the version the rules say (header, date pin, query, default);
 - a rollout is sticky per client, and raising its share never moves a client back;
 - a step between two versions said to be non-breaking breaks no client;
-- a chain of transformers taken up then down gives back the value it started from.
+- a chain of transformers taken up then down gives back the value it started from;
+- a served version whose file still says the contract it was served with is not "changed in place".
 """
 
 import datetime
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 from test_gtype import _at_random_place, _narrow, _widen, gtypes, values
 
 from runtime.http.versions.compat import compare
+from runtime.http.versions.in_place import changed_in_place
+from runtime.http.versions.store import VersionStore
 from runtime.http.versions.resolver import UnknownVersion, VersionTable, bucket
 from runtime.http.versions.transformers import Chain, Transformer
 
@@ -145,3 +148,19 @@ def test_up_then_down_through_a_chain_gives_the_request_back(data):
     up = chain.up(body)
     assert chain.down(up) == body
     assert t.accepts(chain.down(up))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=st.none() | gtypes(), response=st.none() | gtypes(), summary=st.text(max_size=8))
+def test_an_unchanged_contract_is_not_changed_in_place(tmp_path_factory, request, response, summary):
+    """Stored as JSON Schema and read back, any contract compares equal to itself (the file may change
+    elsewhere: its summary here)."""
+    manifest = {"path": "/r", "version": "", "file": "r.py", "methods": ["POST"], "summary": "",
+                "request": request.json_schema() if request else None, "response": response.json_schema() if response else None}
+    store = VersionStore(tmp_path_factory.mktemp("store") / "versions.db")
+    try:
+        store.record([{"route": "/r", "versions": [{"version": "1", "fingerprint": "served"}]}], {"served": manifest}, 1000.0)
+        store.served([("/r", "1")], 1000.0)
+        assert changed_in_place(store, {("/r", "1"): {**manifest, "summary": summary}}, now=2000.0) == []
+    finally:
+        store.close()

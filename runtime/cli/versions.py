@@ -5,7 +5,8 @@
                                                  its state and served times
     gati versions diff ROUTE@A ROUTE@B [--json]  request/response schema changes, breaking or not and why,
                                                  and what the modules each version pins may do differently
-    gati versions check [--json]                 CI gate: exit 1 on a breaking step without a transformer
+    gati versions check [--json]                 CI gate: exit 1 on a breaking step without a transformer,
+                                                 or a served version whose own file broke its contract
     gati versions retire ROUTE@V [--reason T]    stop serving it (410 Gone, naming the current version)
     gati versions restore ROUTE@V                serve it again (its drain clock starts again)
 
@@ -35,6 +36,7 @@ from runtime.http.module_pins import declared_pins
 from runtime.http.project import Project, load_project
 from runtime.http.routing import Route, Router, load_routes
 from runtime.http.versions.compat import compare
+from runtime.http.versions.in_place import changed_in_place
 from runtime.http.versions.service import graph_of
 from runtime.http.versions.store import FILE as STORE_FILE
 from runtime.http.versions.store import LIVE, RETIRED, VersionStore
@@ -268,20 +270,42 @@ def problems(router: Router) -> list[dict[str, Any]]:
 @versions_app.command("check")
 @user_errors
 def check(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
-    """CI gate: exit 1 when a route has a breaking step between versions without a transformer."""
-    proj = load_project(project)
-    found = problems(load_routes(proj.handlers_dir))
+    """CI gate: exit 1 when a route has a breaking step between versions without a transformer,
+    or a version clients were served has a breaking change in its own file."""
+    loaded = _open(project)
+    try:
+        found = problems(loaded.router)
+        in_place = [c.to_dict() for c in changed_in_place(loaded.store, current_manifests(loaded.router))] if loaded.store else []
+    finally:
+        loaded.close()
     if as_json:
-        print_json({"ok": not found, "problems": found})
+        print_json({"ok": not found and not in_place, "problems": found, "changed_in_place": in_place})
     else:
         for p in found:
             out.print(f"[bold red]breaking[/] {escape(p['route'])}: version {p['from']} -> {p['to']} ({escape(p['file'])}) without a transformer", highlight=False)
             for reason in p["reasons"]:
                 out.print(f"    - {escape(reason)}", highlight=False)
             out.print(f"  [bold]fix:[/] {escape(p['fix'])}", highlight=False)
+        for c in in_place:
+            out.print(f"[bold red]changed in place[/] {escape(c['route'])}: version {c['version']} ({escape(c['file'])}) breaks the contract its clients were served", highlight=False)
+            for reason in c["reasons"]:
+                out.print(f"    - {escape(reason)}", highlight=False)
+            out.print(f"  [bold]fix:[/] {escape(c['fix'])}", highlight=False)
         out.print(f"{len(found)} breaking step(s) without a transformer" if found else "every breaking step has a transformer", highlight=False)
-    if found:
+        if in_place:
+            out.print(f"{len(in_place)} served version(s) changed in place", highlight=False)
+    if found or in_place:
         raise typer.Exit(1)
+
+
+def current_manifests(router: Router) -> dict[tuple[str, str], dict[str, Any]]:
+    """(route, version) -> the manifest its file gives now, keyed as the store keys them (service.graph_of)."""
+    current = {}
+    for entry in router.routes:
+        own = {v.label: v.route for v in entry.versions.versions} if entry.versions else {entry.version or "1": entry}
+        for label, route in own.items():
+            current[(entry.pattern, label)] = HandlerManifest.of(route).to_dict()
+    return current
 
 
 def _set_state(spec: str, project: Path, state: str, reason: str) -> tuple[str, str]:

@@ -72,6 +72,9 @@ class VersionStore:
         self._db = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        # Manifests of single-file routes were once stored under version "" where the versions table
+        # says "1" (service.graph_of): label them as it does, so their history is found.
+        self._db.execute("UPDATE manifests SET version = '1' WHERE version = ''")
         self._lock = threading.Lock()
 
     @classmethod
@@ -97,7 +100,7 @@ class VersionStore:
                 hashes = [self._gtype(m.get(role)) for role in ("request", "response")]
                 self._db.execute(
                     "INSERT OR IGNORE INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (fingerprint, m["path"], m["version"], m["file"], _json(m), hashes[0], hashes[1], now),
+                    (fingerprint, m["path"], m["version"] or "1", m["file"], _json(m), hashes[0], hashes[1], now),  # "1": as graph_of labels a single file
                 )
             for g in graphs:
                 self._db.execute("INSERT OR REPLACE INTO graphs VALUES (?, ?, ?)", (g["route"], _json(g), now))
