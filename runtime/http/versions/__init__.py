@@ -3,6 +3,7 @@
     layout.py        handlers/users/[id]@2.py and [id]@2.transform.py: which file is which version
     resolver.py      the version a request asks for (header, date pin, query, default): pure, fast
     compat.py        breaking or not: the GType diff of two versions' REQUEST and RESPONSE
+    in_place.py      a served version whose own file broke the contract its clients were served
     transformers.py  up(body) / down(body) pairs and the chains they form
     graph.py         one route's versions: its default, and what runs for each version asked
     availability.py  versions out of service (unhealthy, retired): the fallback, 503 / 410, drains
