@@ -95,3 +95,71 @@ async def test_http_404_405_are_json(make_project, serve):
 
     r = await client.head("/")  # HEAD is served by a GET route, without a body
     assert r.status == 200
+
+
+# --- Router.match's index against the plain scan, for any routes and any path --------------------
+
+from pathlib import Path  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from runtime.http.routing import Match, Route, Router, _compile  # noqa: E402
+
+SEGMENT = st.sampled_from(["a", "b", "users", "me", "x.y"])
+FILE_PART = st.one_of(SEGMENT, st.sampled_from(["[id]", "[name]"]))
+
+
+@st.composite
+def route_files(draw):
+    """Handler file names: static parts, [params], an optional [...rest] last; index files too."""
+    parts = draw(st.lists(FILE_PART, max_size=4))
+    if draw(st.booleans()):
+        parts.append("[...rest]")
+    if len(set(parts)) != len(parts):  # a parameter name twice is refused at load
+        parts = list(dict.fromkeys(parts))
+    return "/".join(parts or ["index"]) + ".py"
+
+
+def _routes(files: list[str], methods: list[frozenset]) -> list[Route]:
+    routes, shapes = [], set()
+    for rel, allowed in zip(files, methods):
+        pattern, regex, rank, shape = _compile(Path(rel))
+        if shape in shapes:  # two files serving the same paths are refused at load
+            continue
+        shapes.add(shape)
+        routes.append(Route(pattern, Path(rel), None, allowed, None, regex, rank))
+    return routes
+
+
+def _scan(router: Router, method: str, raw_path: str):
+    """The rule as documented: the first route in rank order matching the path and allowing the method."""
+    path = raw_path.rstrip("/") or "/"
+    allowed = set()
+    for route in router.routes:
+        m = route.regex.match(path)
+        if m is not None:
+            if route.allows(method):
+                return Match(route, {k: v for k, v in m.groupdict().items()})
+            allowed |= route.methods
+    return ("405", frozenset(allowed)) if allowed else "404"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    files=st.lists(route_files(), max_size=12),
+    methods=st.lists(st.sampled_from([frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})]), min_size=12, max_size=12),
+    path=st.lists(st.one_of(SEGMENT, st.just("")), max_size=6).map(lambda ps: "/" + "/".join(ps)),
+    method=st.sampled_from(["GET", "POST", "HEAD", "DELETE"]),
+)
+def test_the_indexed_match_is_the_plain_scan(files, methods, path, method):
+    router = Router(_routes(files, methods))
+    expected = _scan(router, method, path)
+    for _ in range(2):  # the second time from the filled index
+        try:
+            got = router.match(method, path)
+        except MethodNotAllowed as err:
+            got = ("405", frozenset(err.details["allow"].split(", ")))
+        except NotFound:
+            got = "404"
+        assert got == expected
