@@ -288,3 +288,98 @@ async def test_a_failing_request_marks_its_spans_and_a_4xx_is_not_a_server_error
     assert server.status.status_code == StatusCode.UNSET and "error.type" not in server.attributes
     unmatched = next(s for s in exporter.get_finished_spans() if s.name == "GET")
     assert unmatched.attributes["http.response.status_code"] == 404 and "http.route" not in unmatched.attributes
+
+
+# -- a module calling another through the host is a span of the same trace ---------------------------------
+
+RELAY = '''#!/usr/bin/python3
+from gati_sdk import Module
+
+module = Module("relay", "1.0.0")
+
+
+@module.method
+def relay(payload, ctx):
+    ctx.host.log("relaying", level=2)
+    return ctx.host.call("tracewasm", "context", {})
+
+
+if __name__ == "__main__":
+    module.serve()
+'''
+
+
+class _RequestOfEachLine(logging.Handler):
+    """Which request each log line of the host service was written in (what the log formatters read)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[str, str | None]] = []
+
+    def emit(self, record):
+        lctx = current_request.get()
+        self.seen.append((record.getMessage(), lctx.request_id if lctx is not None else None))
+
+
+async def test_a_module_calling_another_through_the_host_is_a_span_under_its_own(make_project, serve):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from runtime.http.app import TRACER
+
+    root = make_project({"relay.py": "async def handler(req, res, gctx, lctx):\n    return await gctx.modules.relay.relay({})\n"})
+    wasm_module(root / "modules" / "tracewasm")
+    relay = root / "modules" / "relay"
+    relay.mkdir()
+    (relay / "relay.py").write_text(RELAY)
+    (relay / "relay.py").chmod(0o755)
+    (relay / "module.toml").write_text(
+        'name = "relay"\nversion = "1.0.0"\nkind = "native"\n[artifact]\npath = "relay.py"\n[methods.relay]\n[capabilities]\nmodules = ["tracewasm"]\n'
+    )
+    client = await serve(root)
+    exporter = InMemorySpanExporter()
+    client.server.app[TRACER].add_span_processor(SimpleSpanProcessor(exporter))
+
+    lines = _RequestOfEachLine()
+    logging.getLogger("gati.module").addHandler(lines)
+    try:
+        first = await client.get("/relay")  # the module starts in another request's trace
+        exporter.clear()
+        r = await client.get("/relay", headers={"traceparent": TRACEPARENT})
+    finally:
+        logging.getLogger("gati.module").removeHandler(lines)
+    assert r.status == 200, await r.text()
+    # the host service serves each call in a context of its own, not the one of the request that started it
+    (second,) = [request for message, request in lines.seen if r.headers["X-Request-Id"] in message]
+    assert second != first.headers["X-Request-Id"]
+    body = await r.json()
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    outer, inner = spans["relay.relay"], spans["tracewasm.context"]
+    assert inner.context.trace_id == outer.context.trace_id == int(TRACE_ID, 16)
+    assert inner.parent.span_id == outer.context.span_id  # under the call that made it, not a new trace
+    assert inner.attributes["gati.request_id"] == r.headers["X-Request-Id"]
+    # and the callee was handed its own call's span as its parent
+    assert body["traceparent"] == f"00-{TRACE_ID}-{format(inner.context.span_id, '016x')}-01"
+
+
+async def test_a_wasm_module_calling_another_through_the_host_is_a_span_under_its_own(make_project, serve):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from versions_support import caller, greet
+
+    from runtime.http.app import TRACER
+
+    root = make_project({"relay.py": "async def handler(req, res, gctx, lctx):\n    return await gctx.modules.caller.one({})\n"})
+    greet(root / "modules" / "greet", "1.0.0", health=None)
+    caller(root / "modules" / "caller", "greet", {"one": "greet"})
+    client = await serve(root)
+    exporter = InMemorySpanExporter()
+    client.server.app[TRACER].add_span_processor(SimpleSpanProcessor(exporter))
+    for _ in range(2):  # the second call finds its sandboxes started
+        exporter.clear()
+        r = await client.get("/relay", headers={"traceparent": TRACEPARENT})
+        assert r.status == 200 and await r.json() == {"message": "hello from 1.0.0"}
+        spans = {s.name: s for s in exporter.get_finished_spans()}
+        outer, inner = spans["caller.one"], spans["greet.hello"]
+        assert inner.context.trace_id == outer.context.trace_id == int(TRACE_ID, 16)
+        assert inner.parent.span_id == outer.context.span_id

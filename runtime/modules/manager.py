@@ -200,7 +200,7 @@ class ModuleManager:
 
     async def call(self, module: str, method: str, payload: Any = None, *, ctx: CallContext | None = None) -> Any:
         """module: a name, or name@constraint (`greet@1`, `greet@1.2.0`, `greet@^1.2`)."""
-        if self.tracer is not None and trace.get_current_span().is_recording():
+        if self.tracer is not None and (trace.get_current_span().is_recording() or (ctx is not None and ctx.depth and ctx.trace is not None)):
             return await self._traced(module, method, payload, ctx or request_context.get())
         # The fast path, for the common call: a name without a pin, no intercept, its active registration
         # started with a free slot in a sandbox that bounds its own calls, a declared method. It does what
@@ -241,11 +241,17 @@ class ModuleManager:
                 observer(module, method, outcome, time.perf_counter() - start)
 
     async def _traced(self, module: str, method: str, payload: Any, ctx: CallContext) -> Any:
-        """The call as a CLIENT span under the current one; the callee continues the trace from that span."""
+        """The call as a CLIENT span under the current one; the callee continues the trace from that span.
+
+        A module's call of another through the host service (a gRPC request from its process) has
+        no current span: its parent is the calling module's own call, whose trace context it carries."""
         attributes = {"rpc.system": "gati", "rpc.service": module, "rpc.method": method, "gati.module": module}
         if ctx.request_id:
             attributes["gati.request_id"] = ctx.request_id
-        with self.tracer.start_as_current_span(f"{module}.{method}", kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+        parent = None
+        if not trace.get_current_span().is_recording() and ctx.trace is not None:
+            parent = propagate.extract({"traceparent": ctx.trace.traceparent, "tracestate": ctx.trace.tracestate, "baggage": ctx.trace.baggage})
+        with self.tracer.start_as_current_span(f"{module}.{method}", context=parent, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
             carrier: dict[str, str] = {}
             propagate.inject(carrier)  # traceparent naming this span, tracestate, baggage (OTEL_PROPAGATORS)
             ctx = replace(ctx, trace=TraceContext(carrier.get("traceparent", ""), carrier.get("tracestate", ""), carrier.get("baggage", "")))

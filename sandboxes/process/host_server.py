@@ -9,6 +9,8 @@ functions use.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import os
 
@@ -36,6 +38,12 @@ class HostServer(host_pb2_grpc.HostServiceServicer):
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
+        # grpc.aio serves every RPC in a task made from the context its server started in. Started
+        # in a context of its own, not in the one of the request whose call started the instance:
+        # otherwise every later host call would run as that request (its log fields, its spans).
+        await asyncio.create_task(self._start(), context=contextvars.Context())
+
+    async def _start(self) -> None:
         self._server = grpc.aio.server()
         host_pb2_grpc.add_HostServiceServicer_to_server(self, self._server)
         self._server.add_insecure_port(f"unix:{self.socket_path}")
