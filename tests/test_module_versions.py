@@ -188,3 +188,21 @@ def test_the_picked_version_is_the_highest_that_satisfies_the_constraint(registe
     expected = "{}.{}.{}".format(*max(satisfying)) if satisfying else None
     assert versions.pick(names, spec) == expected
     assert all(versions.satisfies(n, spec) == model_satisfies(v, op, c) for n, v in zip(names, registered))
+
+
+async def test_a_pinned_version_no_call_reaches_is_closed_and_comes_back_when_called(state, tmp_path):
+    from runtime.modules.manager import ModuleManager
+
+    register_greets(state, tmp_path, ("1.0.0", False), ("2.0.0", False))
+    manager = ModuleManager(state, pinned_idle_s=0.2)
+    try:
+        assert await answer(manager, "greet@1") == "1.0.0" and await answer(manager, "greet") == "2.0.0"
+        first = manager._pinned["greet@1.0.0"].sandbox
+        async with asyncio.timeout(WAIT_S):  # bounded: the reaper looks every pinned_idle_s / 2
+            while "greet@1.0.0" in manager._pinned:
+                await asyncio.sleep(0.05)
+        assert "greet" in manager._running  # the active version stays up
+        assert await answer(manager, "greet@1") == "1.0.0"  # started again by the next call
+        assert manager._pinned["greet@1.0.0"].sandbox is not first
+    finally:
+        await manager.close()

@@ -55,6 +55,11 @@ _encode = payload_json.encode
 # sandbox stops the work itself (epochs, kill); this only guards against a stuck backend.
 BACKSTOP_S = 2.0
 
+# A version other than a name's active one runs only while something pins it (a handler's MODULES,
+# a module's grant, a call naming it): its sandbox is closed once no call reached it for this long,
+# and started again by the next call that does. The active versions stay up.
+PINNED_IDLE_S = 300.0
+
 # What runs the call itself: (module, method, payload, ctx) -> the decoded answer.
 Proceed = Callable[[str, str, Any, CallContext], Awaitable[Any]]
 # Put in front of every call: intercept(module, method, payload, ctx, proceed) answers itself or awaits proceed(...).
@@ -81,6 +86,7 @@ class _Running:
         # Each method's own timeout (else the module's), in seconds: asked once, not per call.
         self.timeouts = {method: manifest.method_timeout_ms(method) / 1000 for method in manifest.methods}
         self.active = 0  # calls in it, waiting or running: a replaced sandbox is closed once they are done
+        self.last_used = time.monotonic()  # when a call last reached or left it (health checks aside): pinned ones idle out
         self._drained: asyncio.Event | None = None  # made only while _retire waits for the calls in it
 
     @property
@@ -163,6 +169,7 @@ class ModuleManager:
         egress_hosts: dict[str, str] | None = None,
         secrets: Secrets | None = None,
         environ: dict[str, str] | None = None,
+        pinned_idle_s: float = PINNED_IDLE_S,
     ):
         self.state = state
         self.resolver = Resolver(egress_hosts)
@@ -172,6 +179,8 @@ class ModuleManager:
         self.contracts = Contracts()  # the methods' declared input/output schemas, checked on every call
         self._running: dict[str, _Running] = {}  # name -> the sandbox of its active registration
         self._pinned: dict[str, _Running] = {}  # "name@version" -> a sandbox of another version, reached by a constraint
+        self.pinned_idle_s = pinned_idle_s
+        self._reaper: asyncio.Task | None = None  # closes idle pinned sandboxes while there are any
         self._starting: dict[str, asyncio.Lock] = {}
         self.versions = VersionIndex(state.registry)
         self.checks = HealthChecks(self._running_registrations, self._check_health, self.versions.mark)
@@ -294,7 +303,11 @@ class ModuleManager:
         data = self._payload(registration, module, method, payload)
         running = await self._running_for(registration, active)
         timeout_s = ctx.remaining(manifest.method_timeout_ms(method) / 1000)
-        out = await running.call(method, data, ctx, timeout_s)
+        running.last_used = time.monotonic()
+        try:
+            out = await running.call(method, data, ctx, timeout_s)
+        finally:
+            running.last_used = time.monotonic()
         return self._answer(registration, module, method, out)
 
     # What both paths do before and after the sandbox: plain functions, so the fast path pays no frame of a coroutine for them.
@@ -364,6 +377,8 @@ class ModuleManager:
                 sandbox = self.backends.of(registration.manifest.kind).sandbox(registration, self._host(registration))
                 await sandbox.start()
                 table[slot] = _Running(registration, sandbox)
+                if not active and self._reaper is None:
+                    self._reaper = asyncio.get_running_loop().create_task(self._reap_idle_pinned())
             if registration.manifest.health is not None:
                 self.checks.start()
             if running is not None:
@@ -392,6 +407,20 @@ class ModuleManager:
             return
         ctx = CallContext(request_id="health", caller="health", deadline=time.monotonic() + health.timeout_ms / 1000)
         await running.call(health.method, _encode(health.payload).encode(), ctx, health.timeout_ms / 1000)
+
+    async def _reap_idle_pinned(self) -> None:
+        """Close each pinned sandbox no call reached for pinned_idle_s; ends when none is left."""
+        try:
+            while self._pinned:
+                await asyncio.sleep(min(self.pinned_idle_s / 2, 30.0))
+                now = time.monotonic()
+                for slot, running in list(self._pinned.items()):
+                    # No await between the look and the removal: a call that found it has made it active.
+                    if not running.active and now - running.last_used >= self.pinned_idle_s:
+                        del self._pinned[slot]
+                        await running.sandbox.close()
+        finally:
+            self._reaper = None
 
     async def _retire(self, running: _Running) -> None:
         timeout_s = running.registration.manifest.limits.timeout_ms / 1000 + BACKSTOP_S
@@ -422,6 +451,9 @@ class ModuleManager:
 
     async def close(self) -> None:
         await self.checks.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
         for task in list(self._retiring):
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
