@@ -384,9 +384,7 @@ class ModuleManager:
             if running is not None:
                 # A newer registration replaces the old one (a rebuild, `gati dev`): calls already in the
                 # old sandbox finish there, new ones go to the new sandbox; then the old one is closed.
-                task = asyncio.get_running_loop().create_task(self._retire(running))
-                self._retiring.add(task)
-                task.add_done_callback(self._retiring.discard)
+                self._retire_later(running)
             return table[slot]
 
     def _running_registrations(self) -> list[Registration]:
@@ -418,9 +416,15 @@ class ModuleManager:
                     # No await between the look and the removal: a call that found it has made it active.
                     if not running.active and now - running.last_used >= self.pinned_idle_s:
                         del self._pinned[slot]
-                        await running.sandbox.close()
+                        self._retire_later(running)
         finally:
             self._reaper = None
+
+    def _retire_later(self, running: _Running) -> None:
+        """Close running's sandbox once the calls in it are done, in the background (close() finishes it)."""
+        task = asyncio.get_running_loop().create_task(self._retire(running))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _retire(self, running: _Running) -> None:
         timeout_s = running.registration.manifest.limits.timeout_ms / 1000 + BACKSTOP_S
