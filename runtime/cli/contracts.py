@@ -5,7 +5,8 @@
 Lists every incompatible pair by handler, line, module method and field path; exit 1 when there
 is one (with --strict, also for warnings: bounds a module adds that the handler's types do not
 show). Modules are the project's own (modules/*, [modules] paths), read afresh; pins are checked
-against the versions registered in the state directory as well.
+against the versions registered in the state directory as well. Every handler file is checked,
+each version of a versioned route with its own calls and MODULES pins.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.markup import escape
 
 from runtime.cli.common import JsonOpt, ProjectOpt, out, print_json, user_errors
 from runtime.codegen.generate import project_modules
+from runtime.core.manifest import Manifest, load_manifest
 from runtime.core.state import StateDir
 from runtime.http.contracts import check_contracts, describe
 from runtime.http.project import load_project
@@ -40,14 +42,21 @@ def check(
     proj = load_project(project)
     router = load_routes(proj.handlers_dir)
     modules = {m.name: m for m in project_modules(proj, registered=True)}
-    versions: dict[str, list[str]] = {}
+    # Every version a pin may reach, with its manifest: the project's module folders (several versions
+    # of one name may sit side by side) and what the state directory registered.
+    manifests: dict[str, dict[str, Manifest]] = {}
     if (proj.dir / ".gati").exists():
         state = StateDir.open(proj.dir)
         try:
-            versions = {n: [r.manifest.version for r in state.registry.versions(n)] for n in state.registry.names()}
+            for n in state.registry.names():
+                for r in state.registry.versions(n):
+                    manifests.setdefault(n, {})[r.manifest.version] = r.manifest
         finally:
             state.close()
-    findings = check_contracts(router, modules, versions)
+    for folder in proj.module_dirs():
+        m = load_manifest(folder, built=False).manifest
+        manifests.setdefault(m.name, {})[m.version] = m
+    findings = check_contracts(router, modules, {n: list(by) for n, by in manifests.items()}, manifests)
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     if as_json:

@@ -1,6 +1,6 @@
 """Contract checks: does what each handler sends a module fit the module's schemas, and is each pin registered?
 
-    findings = check_contracts(router, modules, versions)
+    findings = check_contracts(router, modules, versions, manifests)
     # Finding(severity="error", handler="thumbs/resize.py", line=20, module="thumbs", method="resize",
     #         direction="input", path="$.max", problem="field removed")
 
@@ -13,8 +13,12 @@ For every module call found in a handler (runtime.http.module_calls):
     a bound or enum the module narrows it by is a warning;
   - output: every answer the output schema allows must fit what the handler reads it as (an
     annotated name, or RESPONSE when the handler returns the answer);
-  - a pinned call (`gctx.modules["greet@1"]`) needs a registered version that the pin reaches (a
-    version or a constraint: "1", "1.2", "^1.2"; runtime/core/versions.py).
+  - a pinned call (`gctx.modules["greet@1"]`, or a name the file's MODULES pins: "greet": "^2")
+    needs a registered version that the pin reaches (a version or a constraint: "1", "1.2",
+    "^1.2"; runtime/core/versions.py), and is checked against that version's manifest when it is
+    known (the active one otherwise, said as info).
+Every handler file is checked: each version of a versioned route (handlers/users/[id]@2.py, ...)
+with its own calls and its own pins, not only the default version the router matches.
 What the rules cannot compare (no schema, an unknown payload, JSON Schema a GType cannot say) is
 listed as "unchecked" info, never guessed. `gati contracts check` prints these (exit 1 on errors);
 `gati serve` logs them as warnings at start.
@@ -33,7 +37,7 @@ from runtime.http.gtype import Field, GType, diff
 from runtime.http.gtype_schema import Converted, from_json_schema
 from runtime.http.handler_manifest import HandlerManifest
 from runtime.http.module_calls import ModuleCall
-from runtime.http.routing import Router
+from runtime.http.routing import Route, Router
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -53,17 +57,41 @@ class Finding:
         return dataclasses.asdict(self)
 
 
-def check_contracts(router: Router, modules: dict[str, Manifest], versions: dict[str, list[str]] | None = None) -> list[Finding]:
-    """modules: the manifest each name calls resolve to; versions: every registered version of each name (for pins)."""
+def check_contracts(
+    router: Router,
+    modules: dict[str, Manifest],
+    versions: dict[str, list[str]] | None = None,
+    manifests: dict[str, dict[str, Manifest]] | None = None,
+) -> list[Finding]:
+    """modules: the manifest each name calls resolve to; versions: every registered version of each name (for pins);
+    manifests: name -> version -> manifest, for the versions pins reach (those missing are checked against modules')."""
     found: list[Finding] = []
-    for route in sorted(router.routes, key=lambda r: r.rel):
-        for call in HandlerManifest.of(route).modules:
-            found.extend(check_call(route.rel, call, modules, versions or {}))
+    for route in handler_files(router):
+        manifest = HandlerManifest.of(route)
+        for call in manifest.modules:
+            found.extend(check_call(route.rel, call, modules, versions or {}, manifest.pins or {}, manifests or {}))
     return sorted(found, key=lambda f: (SEVERITIES.index(f.severity), f.handler, f.line, f.path))
 
 
-def check_call(handler: str, call: ModuleCall, modules: dict[str, Manifest], versions: dict[str, list[str]]) -> list[Finding]:
+def handler_files(router: Router) -> list[Route]:
+    """Every handler file once, by its path: plain routes, and each version of a versioned one (its own Route,
+    not the copies that serve older versions through transformers: those run the same file)."""
+    files = {r.rel: r for entry in router.routes for r in ([v.route for v in entry.versions.versions] if entry.versions else [entry])}
+    return [files[rel] for rel in sorted(files)]
+
+
+def check_call(
+    handler: str,
+    call: ModuleCall,
+    modules: dict[str, Manifest],
+    versions: dict[str, list[str]],
+    pins: dict[str, str] | None = None,
+    manifests: dict[str, dict[str, Manifest]] | None = None,
+) -> list[Finding]:
+    """One call against the module it reaches. pins: the file's MODULES constraints, which a call without its own @pin follows."""
     name, _, pin = call.module.partition("@")
+    by = "" if pin else " (MODULES)"
+    pin = pin or (pins or {}).get(name, "")
 
     def finding(severity: str, direction: str, path: str, problem: str) -> Finding:
         return Finding(severity, handler, call.line, call.module, call.method, direction, path, problem)
@@ -74,8 +102,15 @@ def check_call(handler: str, call: ModuleCall, modules: dict[str, Manifest], ver
     out: list[Finding] = []
     if pin:
         registered = versions.get(name) or [manifest.version]
-        if semver.pick(registered, pin) is None:
-            out.append(finding("error", "version", "", f"pinned to {pin}, but the versions registered are {', '.join(sorted(registered))}"))
+        picked = semver.pick(registered, pin)
+        if picked is None:
+            out.append(finding("error", "version", "", f"pinned to {pin}{by}, but the versions registered are {', '.join(sorted(registered))}"))
+        elif picked != manifest.version:
+            reached = (manifests or {}).get(name, {}).get(picked)
+            if reached is None:
+                out.append(finding("info", "version", "", f"checked against {name} {manifest.version}: the manifest of {picked}, which the pin {pin} reaches, is not known here"))
+            else:
+                manifest = reached
     spec = manifest.methods.get(call.method)
     if spec is None:
         out.append(finding("error", "method", "", f"{name} has no method {call.method!r} (declared: {', '.join(sorted(manifest.methods))})"))
@@ -189,8 +224,8 @@ def registered_contracts(router: Router, registry: Any) -> list[Finding]:
     """check_contracts against what a registry holds: the active version of each name, every version for pins."""
     names = registry.names()
     modules = {n: registry.get(n).manifest for n in names}
-    versions = {n: [r.manifest.version for r in registry.versions(n)] for n in names}
-    return check_contracts(router, modules, versions)
+    manifests = {n: {r.manifest.version: r.manifest for r in registry.versions(n)} for n in names}
+    return check_contracts(router, modules, {n: list(m) for n, m in manifests.items()}, manifests)
 
 
 def start_up_lines(findings: list[Finding]) -> list[str]:

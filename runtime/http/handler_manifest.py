@@ -36,6 +36,7 @@ from runtime.http.gtype import GType
 from runtime.http.module_calls import ModuleCall, find_module_calls
 from runtime.http.module_pins import declared_pins
 from runtime.http.routing import PARAM_RE, Route
+from runtime.http.versions.layout import split_name
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class HandlerManifest:
 
     @classmethod
     def of(cls, route: Route) -> HandlerManifest:
-        parts = [PARAM_RE.match(p) for p in route.rel.removesuffix(".py").split("/")]
+        # the file as if it had no version: users/[id]@2.py names the parameter id too
+        parts = [PARAM_RE.match(p) for p in str(split_name(PurePosixPath(route.rel)).base).removesuffix(".py").split("/")]
         module = _module_of(route)
         return cls(
             file=route.rel,

@@ -2,6 +2,8 @@
 
     openapi_document(project, router) -> dict       `gati codegen openapi` writes it; `gati serve`
                                                      answers it at [server] openapi_path (/openapi.json)
+    openapi_document(project, router, "1") -> dict  the API as a client pinned to version 1 (or a date
+                                                     YYYY-MM-DD) sees it: `--version 1`, `?version=1`
 
 Paths and path parameters come from the file routes, bodies from REQUEST / RESPONSE (their JSON
 Schema, named types under components/schemas), security from AUTH (roles as the scopes of the
@@ -11,6 +13,14 @@ rate limit (with Retry-After), 504 past the handler's timeout, all in the one er
 `x-gati` on each operation holds the handler file, its limits, its VERSION and the module
 methods it calls. The document is deterministic: the same project gives the same bytes, and
 `info.version` is a digest of the rest, so it changes exactly when the API does.
+
+Versions (docs/versions.md): the default document describes each route's default version, and
+its top-level `x-gati.versions` lists every versioned route's versions (since, served by,
+deprecated, sunset, methods) and how to ask for one. A version's document (runtime.http.openapi_versions)
+holds, per route, what a client sending `Gati-Version: <version>` is served: a route without that
+version answers such a client 400, so its document leaves the route out; its versioned operations
+declare the header as a required parameter, `x-gati.version` naming the label, and
+`x-gati.versions.pinned` maps every versioned route to the label it resolved to (null: left out).
 """
 
 from __future__ import annotations
@@ -18,13 +28,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
+from runtime.core.errors import GatiError
 from runtime.http.handler_manifest import HandlerManifest
+from runtime.http.openapi_versions import Resolution, entries, listing, resolution, seen_by
 from runtime.http.project import Project, Settings
 from runtime.http.routing import Router
+from runtime.http.versions.graph import ALT_HEADER, HEADER
+from runtime.http.versions.resolver import QUERY_PARAM
 
 OPENAPI = "3.1.0"
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -58,13 +72,30 @@ ERROR = {
 REQUEST_ID = {"description": "This request's id (also in the error body and the server's records)", "schema": {"type": "string"}}
 
 
-def openapi_document(project: Project, router: Router) -> dict[str, Any]:
-    manifests = [HandlerManifest.of(r) for r in sorted(router.routes, key=lambda r: (r.pattern, r.rel))]
-    return document_of(manifests, project.settings, project.dir.name)
+def openapi_document(project: Project, router: Router, version: str | None = None) -> dict[str, Any]:
+    """The default document, or with version (a label or a date) the one a client pinned to it sees;
+    UnknownVersion (400) when no route resolves that version."""
+    if not version:
+        return document_of([HandlerManifest.of(r) for r in entries(router)], project.settings, project.dir.name, listing(router))
+    return pinned_document(project, router, resolution(router, version))
 
 
-def document_of(manifests: list[HandlerManifest], settings: Settings, title: str) -> dict[str, Any]:
-    """The document of these handler manifests, under these settings (defaults of ingress and server)."""
+def pinned_document(project: Project, router: Router, resolved: Resolution) -> dict[str, Any]:
+    """The document of what each route serves a client whose version resolved so (openapi_versions.resolution)."""
+    return document_of(seen_by(router, resolved), project.settings, project.dir.name, listing(router), dict(resolved))
+
+
+def document_of(
+    manifests: list[HandlerManifest],
+    settings: Settings,
+    title: str,
+    versions: dict[str, Any] | None = None,
+    pinned: dict[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """The document of these handler manifests, under these settings (defaults of ingress and server).
+
+    versions: the top-level `x-gati.versions` (openapi_versions.listing); pinned: a version's
+    document's resolution, {route: label or None}: its versioned operations require the header."""
     components: dict[str, Any] = {"ErrorBody": ERROR, "Issue": ISSUE}
     paths: dict[str, Any] = {}
     taken: set[str] = set()
@@ -75,6 +106,8 @@ def document_of(manifests: list[HandlerManifest], settings: Settings, title: str
             if method == "HEAD":
                 continue
             op = _operation(m, method, settings, components, taken)
+            if pinned is not None and pinned.get(m.path):
+                op["parameters"] = [*op.get("parameters", ()), _version_header(pinned[m.path])]
             secured |= "security" in op
             item[method.lower()] = op
     doc: dict[str, Any] = {
@@ -87,6 +120,8 @@ def document_of(manifests: list[HandlerManifest], settings: Settings, title: str
         "paths": paths,
         "components": {"schemas": dict(sorted(components.items()))},
     }
+    if versions is not None:
+        doc["x-gati"] = {"versions": {**versions, "pinned": pinned} if pinned is not None else versions}
     if secured:
         doc["components"]["securitySchemes"] = {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -97,14 +132,58 @@ def document_of(manifests: list[HandlerManifest], settings: Settings, title: str
     return doc
 
 
-def openapi_view(project: Project, router: Router):
-    """The aiohttp view answering the document (made once: routes do not change while serving)."""
-    body = json.dumps(openapi_document(project, router), indent=2, sort_keys=False).encode()
+class Documents:
+    """One set of routes' documents as JSON bytes: the default made at once, a version's when first
+    asked, then kept. Kept by resolution, not by the text asked (any date may be asked): at most
+    one per label and per SINCE date of the routes."""
+
+    def __init__(self, project: Project, router: Router):
+        self.project, self.router = project, router
+        self.default = _encode(openapi_document(project, router))
+        self._pinned: dict[Resolution, bytes] = {}
+
+    def body(self, version: str | None) -> bytes:
+        if not version:
+            return self.default
+        resolved = resolution(self.router, version)
+        body = self._pinned.get(resolved)
+        if body is None:
+            body = self._pinned[resolved] = _encode(pinned_document(self.project, self.router, resolved))
+        return body
+
+
+def openapi_view(project: Project, routes: Callable[[], Router]):
+    """The aiohttp view answering the documents: ?version=N or the Gati-Version header (as for a handler)
+    asks for a version's. routes() is the router being served: the documents are made again once
+    after a reload (`gati dev`), never per request."""
+    current = [Documents(project, routes())]
 
     async def view(request: web.Request) -> web.Response:
+        router = routes()
+        if current[0].router is not router:
+            current[0] = Documents(project, router)
+        asked = request.headers.get(HEADER) or request.headers.get(ALT_HEADER) or request.query.get(QUERY_PARAM)
+        try:
+            body = current[0].body(asked)
+        except GatiError as err:
+            return web.json_response({"error": err.to_dict()}, status=err.http_status)
         return web.Response(body=body, content_type="application/json")
 
     return view
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=False).encode()
+
+
+def _version_header(label: str) -> dict[str, Any]:
+    return {
+        "name": HEADER,
+        "in": "header",
+        "required": True,
+        "description": f"the version of this route this document describes (or {ALT_HEADER}, or ?{QUERY_PARAM}=)",
+        "schema": {"type": "string", "const": label},
+    }
 
 
 def operation_id(method: str, path: str) -> str:
@@ -165,6 +244,9 @@ def _operation(m: HandlerManifest, method: str, settings: Any, components: dict,
         gati["rate_limit"] = rate
     if m.version:
         gati["version"] = m.version
+    if m.pinned:  # a version served through transformers: the handler above runs, its answer comes down
+        gati["served_by"] = m.pinned["runs"]
+        gati["transformers"] = list(m.pinned["transformers"])
     if m.modules:
         gati["modules"] = sorted({f"{c.module}.{c.method}" for c in m.modules})
     op["x-gati"] = gati

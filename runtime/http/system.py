@@ -6,7 +6,8 @@
                                                (runtime/modules/health.py); one that is a module's
                                                active version makes that module "down"
     [server] metrics_path (default /metrics)   Prometheus text format (runtime.http.metrics)
-    [server] openapi_path (default /openapi.json)   the routes as OpenAPI 3.1 (runtime.http.openapi)
+    [server] openapi_path (default /openapi.json)   the routes as OpenAPI 3.1 (runtime.http.openapi);
+                                               ?version=N (or Gati-Version: N) as a client of version N sees them
     [server] versions_path (default /_gati/versions) every route's versions: graph, states, served times
                                                (runtime.http.versions.service); /readyz's "versions"
                                                also lists handler versions failing HEALTH ("/route@2")
@@ -56,7 +57,7 @@ def add_system_routes(app: web.Application, rt: Runtime) -> None:
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=rt.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
-    openapi = openapi_view(rt.project, rt.router) if server.openapi_path else None
+    openapi = openapi_view(rt.project, lambda: rt.router) if server.openapi_path else None
     for key, path, view in (
         ("health_path", server.health_path, health),
         ("ready_path", server.ready_path, ready),
