@@ -2,6 +2,7 @@
 
     gati codegen openapi [OUT]                 the OpenAPI 3.1 document (stdout without OUT or a setting)
     gati codegen typescript [OUT/]             a TypeScript SDK: types and a fetch client per route
+        --version N                            either one as a client pinned to version N (or a date) sees the API
     gati codegen python [OUT/]                 gati_modules.pyi: the modules' payloads as TypedDicts and Protocols
     gati codegen module NAME --lang L [OUT/]   a module author's stubs: python (SDK server), c (gati.h), rust (gati.rs)
     gati codegen [--check]                     every output [codegen] in gati.toml names
@@ -26,6 +27,10 @@ from runtime.http.project import load_project
 codegen_app = typer.Typer(help="Generate typed files from the project's contracts: OpenAPI, TypeScript SDK, Python and module stubs.")
 
 CheckOpt = Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 when the files on disk differ from what would be generated.")]
+VersionOpt = Annotated[
+    Optional[str],
+    typer.Option("--version", help="Describe the API as a client pinned to this version (a label, or a date YYYY-MM-DD) sees it (docs/versions.md)."),
+]
 RegisteredOpt = Annotated[bool, typer.Option("--registered", help="Also type modules registered in the state directory, not only the project's own.")]
 
 
@@ -55,10 +60,11 @@ def openapi(
     target: Annotated[Optional[str], typer.Argument(metavar="[OUT]", help="The file to write (relative to the project); - prints it.")] = None,
     project: ProjectOpt = Path("."),
     check: CheckOpt = False,
+    version: VersionOpt = None,
 ) -> None:
-    """The OpenAPI 3.1 document of the project's routes."""
+    """The OpenAPI 3.1 document of the project's routes (with --version, as a client of that version sees them)."""
     target = target or load_project(project).settings.codegen.openapi or "-"
-    result = generate("openapi", project, "-" if target == "-" else target)
+    result = generate("openapi", project, "-" if target == "-" else target, version=version)
     if target == "-":
         print(next(iter(result.files.values())), end="")
         return
@@ -72,10 +78,11 @@ def typescript(
     target: Annotated[Optional[str], typer.Argument(metavar="[OUT]", help="The folder to write types.ts, client.ts and index.ts in.")] = None,
     project: ProjectOpt = Path("."),
     check: CheckOpt = False,
+    version: VersionOpt = None,
 ) -> None:
-    """A TypeScript SDK for the HTTP API: types, and a fetch client with one method per route."""
+    """A TypeScript SDK for the HTTP API: types, and a fetch client with one method per route (with --version, pinned to it)."""
     target = _target(target, load_project(project).settings.codegen.typescript, "typescript")
-    if _emit(generate("typescript", project, target), project, target, check):
+    if _emit(generate("typescript", project, target, version=version), project, target, check):
         raise typer.Exit(1)
 
 

@@ -2,6 +2,8 @@
 
     generate("openapi", project_dir, "openapi.json")     the routes' OpenAPI document (one file)
     generate("typescript", project_dir, "sdk/ts")         types.ts, client.ts, index.ts
+    generate("openapi", project_dir, "v1.json", version="1")   as a client pinned to version 1 sees
+                                                         the API (a label or a date; openapi and typescript)
     generate("python", project_dir, "typings")            gati_modules.pyi for the project's modules
     module_output(project_dir, "thumbs", "c", "stubs")    a module author's files
 
@@ -30,16 +32,18 @@ from runtime.http.routing import load_routes
 KINDS = ("openapi", "typescript", "python")
 
 
-def generate(kind: str, project_dir: Path, out: str, *, registered: bool = False) -> Output:
+def generate(kind: str, project_dir: Path, out: str, *, registered: bool = False, version: str | None = None) -> Output:
     project = load_project(project_dir)
-    command = f"gati codegen {kind} {out}"
+    command = f"gati codegen {kind}{f' --version {version}' if version else ''} {out}"
+    if version and kind not in ("openapi", "typescript"):
+        raise CodegenError(f"--version is for the HTTP API (openapi, typescript), not {kind}", fix=f"run gati codegen {kind} without --version")
     if kind == "openapi":
-        doc = openapi_document(project, load_routes(project.handlers_dir))
+        doc = openapi_document(project, load_routes(project.handlers_dir), version)
         result = Output(command, "")
         result.add(Path(out).name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n", None)
         return result
     if kind == "typescript":
-        return typescript(openapi_document(project, load_routes(project.handlers_dir)), command)
+        return typescript(openapi_document(project, load_routes(project.handlers_dir), version), command)
     if kind == "python":
         return python_stubs(project_modules(project, registered=registered), command)
     raise CodegenError(f"unknown kind of output {kind!r}", fix=f"use one of: {', '.join(KINDS)}")

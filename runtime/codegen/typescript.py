@@ -10,6 +10,9 @@ type, then per-call options (request id, extra headers, query, an AbortSignal); 
 `{status, data, requestId}` with `data` typed by RESPONSE, and throws GatiApiError holding the
 runtime's error body for any other status. A route that declares VERSION is called with that
 version in the `Gati-Version` header: the SDK asks for the handler version it was made from.
+Made from a version's document (`gati codegen typescript --version 1`), every call to a versioned
+route sends the label that version resolved to on that route, and the SDK has only the routes
+that version reaches: a client pinned to version 1 keeps version 1's contract as defaults move.
 The code needs only `fetch` (browsers, Node 18+, Deno, Bun) and compiles under `tsc --strict`.
 """
 
@@ -83,7 +86,7 @@ export class Client {
     if (this.options.token !== undefined) headers["Authorization"] = `Bearer ${this.options.token}`;
     if (this.options.apiKey !== undefined) headers[API_KEY_HEADER] = this.options.apiKey;
     if (options?.requestId !== undefined) headers["X-Request-Id"] = options.requestId;
-    if (version !== null) headers["Gati-Version"] = version;
+    if (version !== null) headers[VERSION_HEADER] = version;
     let url = this.options.baseUrl + path;
     if (options?.query !== undefined) {
       const query = new URLSearchParams();
@@ -141,10 +144,13 @@ def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 def _client(doc: dict[str, Any]) -> str:
     api_key = doc.get("components", {}).get("securitySchemes", {}).get("apiKey", {}).get("name", "X-API-Key")
+    # the header the server reads a version from (the document's x-gati says so when the project has versions)
+    version_header = doc.get("x-gati", {}).get("versions", {}).get("header", "Gati-Version")
     lines = [
         'import type * as T from "./types.js";',
         "",
         f"const API_KEY_HEADER = {json.dumps(api_key)};",
+        f"const VERSION_HEADER = {json.dumps(version_header)};",
         "",
         RUNTIME.rstrip("\n"),
     ]
