@@ -168,3 +168,34 @@ async def test_serve_warns_at_start_and_serves_anyway(project, serve, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("contracts: ")]
     assert "contracts: handlers/declared.py:9 orders.create input $.qty: the module refuses some values the handler may send: minimum 1" in lines
     assert lines[-1].endswith("run `gati contracts check` for the list")
+
+
+def orders_module(folder: Path, version: str, required: list[str]) -> None:
+    """orders at `version`, whose create takes exactly sku and qty and requires `required`."""
+    folder.mkdir(parents=True)
+    toml = ORDERS_MODULE.replace('version = "1.2.0"', f'version = "{version}"').replace('required = ["sku", "qty"]', f"required = {json.dumps(required)}")
+    (folder / "module.toml").write_text(toml)
+    (folder / "echo.wat").write_text(ECHO)
+
+
+def test_every_version_file_is_checked_against_the_module_version_its_pins_reach(make_project):
+    root = make_project(
+        {
+            # version 1 pins orders 1.x, which takes a sku alone; against 2.0.0 the payload lacks qty
+            "v.py": 'MODULES = {"orders": "^1"}\nasync def handler(req, res, gctx, lctx):\n    return await gctx.modules.orders.create({"sku": "a"})\n',
+            # version 2, the default, pins 2.x (a list entry this time) and sends the qty 2.x requires
+            "v@2.py": 'MODULES = ["orders@^2"]\nasync def handler(req, res, gctx, lctx):\n    return await gctx.modules.orders.create({"sku": "a", "qty": 1})\n',
+            # version 3 breaks (a REQUEST where 2 had none): not the default, checked all the same
+            "v@3.py": 'from typing import TypedDict\nclass B(TypedDict):\n    sku: str\nREQUEST = B\nMETHODS = ["GET"]\nasync def handler(req, res, gctx, lctx):\n    return await gctx.modules.orders.create({"sku": "a", "colour": "red"})\n',
+            "w.py": 'MODULES = {"orders": "^3"}\nasync def handler(req, res, gctx, lctx):\n    return await gctx.modules.orders.create({"sku": "a", "qty": 1})\n',
+        }
+    )
+    orders_module(root / "modules" / "orders-1", "1.0.0", ["sku"])
+    orders_module(root / "modules" / "orders-2", "2.0.0", ["sku", "qty"])
+    result = gati("contracts", "check", "--project", root, "--json")
+    assert result.exit_code == 1, result.output
+    errors = {(f["handler"], f["direction"], f["path"]) for f in json.loads(result.stdout)["findings"] if f["severity"] == "error"}
+    # v.py is held to 1.0.0, its pin: against 2.0.0 (the module the router's default reaches) its payload lacks qty
+    assert errors == {("v@3.py", "input", "$.colour"), ("v@3.py", "input", "$.qty"), ("w.py", "version", "")}
+    problem = next(f["problem"] for f in json.loads(result.stdout)["findings"] if f["handler"] == "w.py")
+    assert problem == "pinned to ^3 (MODULES), but the versions registered are 1.0.0, 2.0.0"
