@@ -232,3 +232,46 @@ def test_the_sdk_compiles_for_any_handler_manifests(tmp_path, data):
     (corpus / "all.ts").write_text(imports + "\nexport const clients = [" + ", ".join(f"new S{i}.Client({{ baseUrl: '' }})" for i in range(len(docs))) + "];\n")
     done = subprocess.run([str(TSC), *TSC_FLAGS, "--noEmit", "all.ts"], cwd=corpus, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[:4000] + "\n" + json.dumps(docs)[:4000]
+
+
+# -- an SDK per version (docs/versions.md) -------------------------------------------------------------
+
+VERSIONED_MAIN = """
+import { Client as V1 } from "./v1/index.js";
+import { Client as V3 } from "./v3/index.js";
+import { Client as Default } from "./default/index.js";
+declare const process: { argv: string[] };
+
+async function main(): Promise<void> {
+  const baseUrl = process.argv[2];
+  const one = await new V1({ baseUrl }).putUsersById({ id: "7" }, { first: "Ada", last: "Lovelace" });
+  const first: string = one.data.first;
+  const three = await new V3({ baseUrl }).putUsersById({ id: "7" }, { name: { first: "Ada", last: "Lovelace" }, email: "ada@example.org" });
+  const email: string = three.data.email;
+  const two = await new Default({ baseUrl }).putUsersById({ id: "7" }, { name: { first: "Ada", last: "Lovelace" } });
+  console.log(JSON.stringify({ one: one.data, first, three: three.data, email, two: two.data }));
+}
+
+main().catch((e) => { console.error(e); throw e; });
+"""
+
+
+async def test_an_sdk_made_for_a_version_calls_that_version(tmp_path, serve, gati_home):
+    example = ROOT / "examples" / "versions"
+    client = await serve(example)
+    generate("typescript", example, "sdk", version="1").write(tmp_path / "v1")
+    generate("typescript", example, "sdk", version="2027-03-01").write(tmp_path / "v3")  # a date pin: version 3 of /users/{id}
+    generate("typescript", example, "sdk").write(tmp_path / "default")
+    (tmp_path / "main.ts").write_text(VERSIONED_MAIN)
+    # tsc --strict holds each call to its version's types: version 1's flat name, version 3's email
+    built = await asyncio.create_subprocess_exec(str(TSC), *TSC_FLAGS, "--outDir", "out", "main.ts", cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert await built.wait() == 0, (await built.stdout.read()).decode()
+    node = await asyncio.create_subprocess_exec(NODE, "out/main.js", str(client.make_url("")).rstrip("/"), cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(node.communicate(), 120)
+    assert node.returncode == 0, stderr.decode()
+    out = json.loads(stdout)
+    # each body is its version's: the server took the version the SDK sent (version 1 went through the transformer)
+    assert out["one"] == {"id": "7", "first": "Ada", "last": "Lovelace"}
+    assert out["three"]["email"] == "ada@example.org" and out["two"] == {"id": "7", "name": {"first": "Ada", "last": "Lovelace"}}
+    assert 'headers[VERSION_HEADER] = version' in (tmp_path / "v1" / "client.ts").read_text()
+    assert 'const VERSION_HEADER = "Gati-Version";' in (tmp_path / "v1" / "client.ts").read_text()
