@@ -244,7 +244,7 @@ def test_a_versions_document_says_what_the_server_serves_that_client(tmp_path, f
             op = doc["paths"][path]["put"]
             own = next(v.route for e in router.routes if e.pattern == path for v in e.versions.versions if v.label == route.version)
             request, response = body_of(doc, path)
-            strip = lambda s: {k: v for k, v in s.items() if k != "$schema"}  # noqa: E731
+            strip = lambda s: {k: v for k, v in s.items() if k != "$schema"}
             assert request == strip(own.request_type.json_schema()) and response == strip(own.response_type.json_schema())
             assert (op["x-gati"]["version"], op["x-gati"]["handler"]) == (route.version, route.rel)
             assert op["parameters"][-1]["schema"]["const"] == route.version

@@ -28,8 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from pathlib import PurePosixPath
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from runtime.http.gtype import GType

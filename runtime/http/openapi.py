@@ -28,13 +28,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from runtime.core.errors import GatiError
 from runtime.http.handler_manifest import HandlerManifest
-from runtime.http.openapi_versions import Resolution, entries, listing, resolution, seen_by
+from runtime.http.openapi_versions import (
+    Resolution,
+    entries,
+    listing,
+    resolution,
+    seen_by,
+)
 from runtime.http.project import Project, Settings
 from runtime.http.routing import Router
 from runtime.http.versions.graph import ALT_HEADER, HEADER
