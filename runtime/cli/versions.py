@@ -12,8 +12,9 @@
 
 ROUTE is the route's path as gati prints it (`/users/{id}`); V a version label (`2`). The project's
 handler files say what the versions are; the store (versions.db in the state directory, written by
-a running server: runtime/http/versions/store.py) says what was served when and what is retired.
-A running server picks up retire/restore within [versions] check_interval_s.
+a running server: runtime/http/versions/store.py; in cluster mode the cluster's, shared by every
+instance) says what was served when and what is retired. Running servers pick up retire/restore
+within about [versions] check_interval_s.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from runtime.http.handler_manifest import HandlerManifest
 from runtime.http.module_pins import declared_pins
 from runtime.http.project import Project, load_project
 from runtime.http.routing import Route, Router, load_routes
+from runtime.http.state import open_state, open_version_store
 from runtime.http.versions.compat import compare
 from runtime.http.versions.in_place import changed_in_place
 from runtime.http.versions.service import graph_of
 from runtime.http.versions.store import FILE as STORE_FILE
-from runtime.http.versions.store import LIVE, RETIRED, VersionStore
+from runtime.http.versions.store import LIVE, RETIRED, Store
 from runtime.reports.diff import diff_pins
 
 versions_app = typer.Typer(help="Versions of each route: list, show, diff, check (CI), retire and restore.", no_args_is_help=True)
@@ -50,7 +52,7 @@ class VersionsError(GatiError):
 
 
 class Loaded:
-    """The project's routes and, when it exists, its store."""
+    """The project's routes and, when it exists, its store (in cluster mode, always: the cluster's)."""
 
     def __init__(self, project: Path, *, create_store: bool = False):
         self.project: Project = load_project(project)
@@ -59,16 +61,24 @@ class Loaded:
         fingerprints = {k: m.fingerprint() for k, m in self.manifests.items()}
         self.graphs = {r.pattern: graph_of(r, fingerprints) for r in self.router.routes}
         self.entries = {r.pattern: r for r in self.router.routes}
-        path = StateDir.locate(self.project.dir) / STORE_FILE
-        self.store: VersionStore | None = None
-        if create_store or path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.store = VersionStore(path)
+        self.state: StateDir | None = None
+        self.store: Store | None = None
+        settings = self.project.settings
+        # Read-only verbs make no versions.db where none is; the cluster's store is always there.
+        if settings.cluster.nats or create_store or (StateDir.locate(self.project.dir) / STORE_FILE).is_file():
+            self.state = open_state(self.project.dir, settings)
+            try:
+                self.store = open_version_store(self.state)
+            except BaseException:
+                self.state.close()
+                raise
         self.rows = self.store.versions() if self.store else {}
 
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
+        if self.state is not None:
+            self.state.close()
 
     def route(self, pattern: str) -> Route:
         pattern = "/" + pattern.strip().lstrip("/")

@@ -5,6 +5,11 @@
     publish(key, value, expect)     write only if the key's last sequence is `expect` (0: never
                                     written); None when it was not (someone wrote first)
 
+and, for a replica that follows the bucket, next(seq, pattern): the first message at or after
+stream sequence `seq` whose key matches `pattern` (wildcards allowed). The bucket keeps one
+message per key, so every message past the last one a replica saw is a key that changed since,
+with its current value: reading them in turn costs one request per change, one when none.
+
 A key's revision is the stream sequence of its last write: it only grows and is never given
 to another write, in any key of the bucket. JetStream checks `expect` against the key's last
 message as it stores the write, which is what makes compare-and-set, increment and token
@@ -87,6 +92,17 @@ class Bucket:
                 return None
             raise
         return ack.seq
+
+    async def next(self, seq: int, pattern: str) -> tuple[str, Last] | None:
+        """The first message at or after stream sequence `seq` whose key matches `pattern`: (key, Last); None when none."""
+        try:
+            msg = await self.js.get_msg(self.stream, seq=seq, subject=self.prefix + pattern, direct=True, next=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        key = msg.subject[len(self.prefix):]
+        if msg.headers and msg.headers.get(OP_HEADER) in (DELETE, PURGE):
+            return key, Last(None, msg.seq)
+        return key, Last(msg.data or b"", msg.seq)
 
     async def keys(self) -> list[str]:
         """Every live key (the registry's few; never the kv stores')."""

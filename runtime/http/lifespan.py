@@ -34,9 +34,8 @@ from runtime.http.pubsub_nats import NatsBus
 from runtime.http.ratelimit import SharedRateLimiter
 from runtime.http.recorder import chain
 from runtime.http.snapshot_store import FILE as SNAPSHOTS_FILE
-from runtime.http.state import open_state
+from runtime.http.state import open_state, open_version_store
 from runtime.http.versions.service import Timescape
-from runtime.http.versions.store import VersionStore
 from runtime.modules import ModuleManager, ModuleSet, register_module
 
 log = logging.getLogger("gati.http")
@@ -67,7 +66,7 @@ async def lifespan(app: web.Application):
         if rt.recorder is not None:  # module calls recorded for snapshots, in front of any other intercept
             rt.recorder.open(state.path / SNAPSHOTS_FILE)
             manager.intercept = chain(rt.recorder.intercept, rt.intercept)
-        store = VersionStore.in_state_dir(state.path)  # the manifest store (versions.db, this instance's)
+        store = open_version_store(state)  # the manifest store: versions.db, or in cluster mode every instance's
         rt.bus = await _bus(s.pubsub)
     except BaseException:
         if rt.recorder is not None:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from runtime.http.gtype import GType
 from runtime.http.gtype_schema import from_json_schema
 from runtime.http.versions.compat import compare
-from runtime.http.versions.store import RETIRED, VersionStore
+from runtime.http.versions.store import RETIRED, Store
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class InPlaceChange:
         }
 
 
-def changed_in_place(store: VersionStore, current: Mapping[tuple[str, str], Mapping[str, Any]], now: float | None = None) -> list[InPlaceChange]:
+def changed_in_place(store: Store, current: Mapping[tuple[str, str], Mapping[str, Any]], now: float | None = None) -> list[InPlaceChange]:
     """current: (route, version) -> that version's manifest as its file says now (HandlerManifest.to_dict)."""
     now = time.time() if now is None else now
     rows = store.versions()
@@ -59,7 +59,7 @@ def changed_in_place(store: VersionStore, current: Mapping[tuple[str, str], Mapp
     return found
 
 
-def _served_manifests(store: VersionStore, route: str, version: str, first: float, last: float) -> list[dict[str, Any]]:
+def _served_manifests(store: Store, route: str, version: str, first: float, last: float) -> list[dict[str, Any]]:
     """The stored manifests in effect at some time in [first, last]: each from its stored_at until the next one's."""
     history = store.manifest_history(route, version)
     served = []

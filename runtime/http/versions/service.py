@@ -4,8 +4,9 @@ One task per running app (started at start-up, runtime.http.lifespan) that, ever
 [versions] check_interval_s:
   - writes to the store the versions clients asked for since the last time (VersionSet.seen:
     the request path only adds a label to a set);
-  - reads the store's states again when another process changed it (`gati versions retire`),
-    by SQLite's data_version: requests never read SQLite, they read VersionSet.out;
+  - reads the store's states again when another process changed it (`gati versions retire`, or
+    in cluster mode any instance), by the store's data_version: requests never read the store,
+    they read VersionSet.out;
   - drains: a version no client asked for in [versions] drain_after is marked drained in the
     store and stops being served (never a route's default, nor the previous default of a rollout);
 and runs the HEALTH checks of handler versions when they are due (runtime.http.versions.health),
@@ -26,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from runtime.http.versions.availability import RETIRED, UNHEALTHY, Out, drained
 from runtime.http.versions.health import HealthSpec, Record
-from runtime.http.versions.store import DRAINED, LIVE, VersionRow, VersionStore
+from runtime.http.versions.store import DRAINED, LIVE, Store, VersionRow
 
 log = logging.getLogger("gati.versions")
 
@@ -55,7 +56,7 @@ def graph_of(route: Any, fingerprints: Mapping[int, str]) -> dict[str, Any]:
 
 
 class Timescape:
-    def __init__(self, store: VersionStore | None, *, drain_after_s: float | None = None, interval_s: float = 1.0, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store | None, *, drain_after_s: float | None = None, interval_s: float = 1.0, clock: Callable[[], float] = time.time):
         self.store = store
         self.drain_after_s = drain_after_s
         self.interval_s = interval_s

@@ -12,8 +12,12 @@
 `gati serve` writes manifests and graphs at start and on every `gati dev` reload (record), and
 the times clients asked for each version in batches (served); `gati versions` reads it all back
 and sets states (retire / restore). A running server notices another process's write by
-SQLite's data_version (changed()), polled by its background task: requests never read SQLite.
+SQLite's data_version, polled by its background task: requests never read SQLite.
 Times are unix seconds.
+
+In cluster mode the same store is shared by every instance through NATS
+(runtime/http/versions/cluster_store.py); `Store` is what both offer, all the Timescape and
+`gati versions` use. runtime/http/state.py chooses one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 
 FILE = "versions.db"
 LIVE, DRAINED, RETIRED = "live", "drained", "retired"
@@ -65,6 +69,28 @@ class VersionRow:
         return {k: getattr(self, k) for k in ("fingerprint", "known_since", "first_served", "last_served", "state", "reason", "state_at")}
 
 
+def served_times(first: float | None, last: float | None, now: float) -> tuple[float, float]:
+    """A version's (first_served, last_served) once a client asked for it at `now`: the earliest and
+    the latest, whatever order the instances (their clocks, their batches) report in."""
+    return (now if first is None else min(first, now)), (now if last is None else max(last, now))
+
+
+class Store(Protocol):
+    """The manifest store as the Timescape (runtime.http.versions.service) and `gati versions` use it."""
+
+    def data_version(self) -> int: ...
+    def record(self, graphs: Iterable[Mapping[str, Any]], manifests: Mapping[str, Mapping[str, Any]], now: float) -> None: ...
+    def served(self, hits: Iterable[tuple[str, str]], now: float) -> None: ...
+    def set_state(self, route: str, version: str, state: str, reason: str, now: float) -> bool: ...
+    def set_last_served(self, route: str, version: str, when: float) -> None: ...
+    def versions(self, route: str | None = None) -> dict[tuple[str, str], VersionRow]: ...
+    def graph(self, route: str) -> dict[str, Any] | None: ...
+    def manifest(self, fingerprint: str) -> dict[str, Any] | None: ...
+    def gtype(self, digest: str) -> dict[str, Any] | None: ...
+    def manifest_history(self, route: str, version: str) -> list[tuple[str, float]]: ...
+    def close(self) -> None: ...
+
+
 class VersionStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -100,10 +126,10 @@ class VersionStore:
                 hashes = [self._gtype(m.get(role)) for role in ("request", "response")]
                 self._db.execute(
                     "INSERT OR IGNORE INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (fingerprint, m["path"], m["version"] or "1", m["file"], _json(m), hashes[0], hashes[1], now),  # "1": as graph_of labels a single file
+                    (fingerprint, m["path"], m["version"] or "1", m["file"], canonical_json(m), hashes[0], hashes[1], now),  # "1": as graph_of labels a single file
                 )
             for g in graphs:
-                self._db.execute("INSERT OR REPLACE INTO graphs VALUES (?, ?, ?)", (g["route"], _json(g), now))
+                self._db.execute("INSERT OR REPLACE INTO graphs VALUES (?, ?, ?)", (g["route"], canonical_json(g), now))
                 for v in g["versions"]:
                     self._db.execute(
                         "INSERT INTO versions (route, version, fingerprint, known_since) VALUES (?, ?, ?, ?) "
@@ -115,8 +141,8 @@ class VersionStore:
         """Clients asked for these (route, version) pairs since the last call (a batch, off the request path)."""
         with self._lock, self._tx():
             self._db.executemany(
-                "UPDATE versions SET first_served = COALESCE(first_served, ?), last_served = MAX(COALESCE(last_served, 0), ?) WHERE route = ? AND version = ?",
-                [(now, now, route, version) for route, version in hits],
+                "UPDATE versions SET first_served = MIN(COALESCE(first_served, ?), ?), last_served = MAX(COALESCE(last_served, ?), ?) WHERE route = ? AND version = ?",
+                [(now, now, now, now, route, version) for route, version in hits],  # served_times, in SQL
             )
 
     def set_state(self, route: str, version: str, state: str, reason: str, now: float) -> bool:
@@ -166,8 +192,7 @@ class VersionStore:
     def _gtype(self, schema: Any) -> str | None:
         if schema is None:
             return None
-        text = _json(schema)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest, text = schema_digest(schema)
         self._db.execute("INSERT OR IGNORE INTO gtypes VALUES (?, ?)", (digest, text))
         return digest
 
@@ -186,5 +211,11 @@ class _Tx:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _json(value: Any) -> str:
+def schema_digest(schema: Any) -> tuple[str, str]:
+    """A gtype's key (the sha256 of its canonical JSON) and that JSON."""
+    text = canonical_json(schema)
+    return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
