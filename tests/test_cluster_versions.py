@@ -27,7 +27,9 @@ from typer.testing import CliRunner
 from runtime.cli.main import app as cli
 from runtime.cluster.state import ClusterState
 from runtime.http.state import open_version_store
+from runtime.core.errors import StateUnavailable
 from runtime.http.versions.cluster_store import ClusterVersionStore
+from runtime.http.versions.service import Timescape
 from runtime.http.versions.store import VersionStore, served_times
 
 WAIT_S = 60.0  # bounded; generous for a loaded machine
@@ -51,13 +53,17 @@ def instance(tmp_path, jetstream):  # noqa: F811
 
 
 def eventually(check, what: str):
-    deadline = time.monotonic() + WAIT_S
+    """Call check() until it returns something truthy without raising; bounded."""
+    deadline, last = time.monotonic() + WAIT_S, None
     while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:
+            last = exc
         time.sleep(0.05)
-    pytest.fail(f"{what} did not happen within {WAIT_S} s")
+    pytest.fail(f"{what} did not happen within {WAIT_S} s (last error: {last!r})")
 
 
 def graph(route: str, *fingerprints: str) -> dict:
@@ -176,6 +182,25 @@ def test_concurrent_writers_lose_no_update(instance):
         for label in ("1", "2"):
             assert (rows[("/u", label)].first_served, rows[("/u", label)].last_served) == (999.0 - (rounds - 1), 1000.0 + rounds - 1)
         assert rows[("/u", "2")].state == "retired" and rows[("/u", "1")].state == "live"
+
+
+async def test_served_times_wait_out_an_outage_of_nats(instance, jetstream):  # noqa: F811
+    state, store = instance("a")
+    store.record([graph("/u", "f1", "f2")], {}, 10.0)
+    timescape = Timescape(store, clock=lambda: 100.0)
+    jetstream.kill()
+    eventually(lambda: not state.cluster.healthy(), "the instance notices NATS is gone")
+    with pytest.raises(StateUnavailable):
+        timescape.sync([("/u", "1")])  # what the background round does; it logs this and carries on
+    assert store.versions()[("/u", "1")].state == "live"  # the states known stay in force
+    jetstream.start()
+    eventually(state.cluster.healthy, "the instance reconnects")
+    eventually(lambda: timescape.sync([("/u", "2")]) or True, "a round writes again")
+    rows = store.versions()
+    assert rows[("/u", "1")].last_served == rows[("/u", "2")].last_served == 100.0  # the batch of the outage too
+    jetstream.kill()
+    await timescape.close()  # what was served last is not written, and the shutdown goes on (the store closed)
+    assert store._closed
 
 
 @given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), min_size=1, max_size=20), st.randoms())

@@ -36,7 +36,8 @@ import asyncio
 import dataclasses
 import json
 import logging
-from typing import Any, Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from runtime.cluster.connection import Cluster
 from runtime.cluster.jetstream import Bucket, token, untoken
@@ -112,11 +113,12 @@ class ClusterVersionStore:
         return dict(rows) if route is None else {k: row for k, row in rows.items() if k[0] == route}
 
     # writes --------------------------------------------------------------------------------------------
-    def _run(self, *steps: Any) -> list[Any]:
-        """Run the steps at once on the connection's loop, then bring the replica up to them (read your writes)."""
+    def _run(self, *steps: Callable[[], Awaitable[Any]]) -> list[Any]:
+        """Run the steps at once on the connection's loop, then bring the replica up to them (read your writes).
+        Steps are made there: when the connection refuses the run, none was made to be left unawaited."""
 
         async def run() -> list[Any]:
-            results = await asyncio.gather(*steps)
+            results = await asyncio.gather(*(step() for step in steps))
             await self._refresh()
             return results
 
@@ -148,14 +150,14 @@ class ClusterVersionStore:
             for role in ("request", "response"):
                 if m.get(role) is not None:
                     digest, text = schema_digest(m[role])
-                    steps.append(self._once(f"t.{token(digest)}", text.encode()))
+                    steps.append(partial(self._once, f"t.{token(digest)}", text.encode()))
             label = m["version"] or "1"  # as graph_of labels a single file
-            steps.append(self._once(f"m.{token(fingerprint)}", canonical_json(dict(m)).encode()))
-            steps.append(self._once(f"h.{token(m['path'])}.{token(label)}.{token(fingerprint)}", canonical_json({"stored_at": now}).encode()))
+            steps.append(partial(self._once, f"m.{token(fingerprint)}", canonical_json(dict(m)).encode()))
+            steps.append(partial(self._once, f"h.{token(m['path'])}.{token(label)}.{token(fingerprint)}", canonical_json({"stored_at": now}).encode()))
         for g in graphs:
-            steps.append(self.bucket.publish(f"g.{token(g['route'])}", canonical_json(dict(g)).encode(), None))
+            steps.append(partial(self.bucket.publish, f"g.{token(g['route'])}", canonical_json(dict(g)).encode(), None))
             for v in g["versions"]:
-                steps.append(self._change(g["route"], v["version"], _known(g["route"], v["version"], v["fingerprint"], now)))
+                steps.append(partial(self._change, g["route"], v["version"], _known(g["route"], v["version"], v["fingerprint"], now)))
         self._run(*steps)
 
     def served(self, hits: Iterable[tuple[str, str]], now: float) -> None:
@@ -167,7 +169,7 @@ class ClusterVersionStore:
             first, last = served_times(row["first_served"], row["last_served"], now)
             return {**row, "first_served": first, "last_served": last}
 
-        self._run(*(self._change(route, version, merge) for route, version in set(hits)))
+        self._run(*(partial(self._change, route, version, merge) for route, version in set(hits)))
 
     def set_state(self, route: str, version: str, state: str, reason: str, now: float) -> bool:
         """Retire, drain or restore a version; False when the store does not know it.
@@ -178,11 +180,11 @@ class ClusterVersionStore:
                 return None
             return {**row, "state": state, "reason": reason, "state_at": now, "last_served": now if state == LIVE else row["last_served"]}
 
-        return self._run(self._change(route, version, to))[0]
+        return self._run(partial(self._change, route, version, to))[0]
 
     def set_last_served(self, route: str, version: str, when: float) -> None:
         """For tests and imports: when a client last asked for it."""
-        self._run(self._change(route, version, lambda row: None if row is None else {**row, "last_served": when}))
+        self._run(partial(self._change, route, version, lambda row: None if row is None else {**row, "last_served": when}))
 
     # read from NATS (the CLI) ----------------------------------------------------------------------------
     def _get(self, key: str) -> Any:

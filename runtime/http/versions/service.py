@@ -25,6 +25,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
+from runtime.core.errors import GatiError, StateUnavailable
 from runtime.http.versions.availability import RETIRED, UNHEALTHY, Out, drained
 from runtime.http.versions.health import HealthSpec, Record
 from runtime.http.versions.store import DRAINED, LIVE, Store, VersionRow
@@ -67,6 +68,7 @@ class Timescape:
         self.health: dict[Key, Record] = {}
         self._checks: dict[Key, HealthSpec] = {}
         self._data_version = -1
+        self._unsent: set[Key] = set()  # served, not yet written (the store was unavailable: a cluster's NATS down)
         self._task: asyncio.Task | None = None
 
     # --- the routes served
@@ -140,19 +142,28 @@ class Timescape:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self.store is not None:
-            self.sync(self.take_seen())  # what was served since the last round
-            self.store.close()
+            try:
+                self.sync(self.take_seen())  # what was served since the last round
+            except GatiError as exc:  # shutting down: the rest of it must still run
+                log.warning("versions: served times since the last round not written: %s", exc.message)
+            finally:
+                self.store.close()
 
     async def _loop(self, gctx: Any) -> None:
-        next_sync = 0.0
+        next_sync, failing = 0.0, False
         while True:
             now = time.monotonic()
             try:
                 if now >= next_sync:
+                    next_sync = now + self.interval_s
                     await asyncio.to_thread(self.sync, self.take_seen())
                     self._apply()
-                    next_sync = now + self.interval_s
+                    failing = False
                 await self.check_health(gctx, now)
+            except StateUnavailable as exc:  # said once per outage; served times wait, the states known stay in force
+                if not failing:
+                    log.warning("versions: the store is unavailable (%s); served times are written once it is back", exc.message)
+                failing = True
             except Exception:
                 log.exception("versions: a background round failed; the next one runs as usual")
             due = [rec.due for rec in self.health.values()] + [next_sync]
@@ -172,8 +183,11 @@ class Timescape:
         if self.store is None:
             return
         now = self.clock()
+        hits = sorted(self._unsent.union(hits))
         if hits:
+            self._unsent = set(hits)  # until written: an outage of a shared store loses no served version
             self.store.served(hits, now)
+            self._unsent = set()
         version = self.store.data_version()
         if hits or version != self._data_version:
             self._data_version = version
