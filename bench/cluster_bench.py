@@ -6,6 +6,9 @@ Starts its own nats-server with JetStream on loopback (a temp store), then measu
 
     kv             get / put / increment / cas on the SQLite store (baseline) and on JetStream KV
     rate limit     one admitted check: the in-memory token bucket (baseline) and the shared one
+    versions       Timescape's store: a round's served batch (1 and 20 versions), a retire, reading
+                   the rows, on versions.db (baseline) and on the shared store; and how long a
+                   retire made on one instance takes to be read on another
     throughput     POST /count (a handler calling a WASM module that increments a kv counter)
                    through `gati serve`: one embedded instance (baseline), one cluster instance,
                    and two cluster instances sharing the NATS server, each under the same load
@@ -34,10 +37,12 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import percentiles, table, time_async
+from bench.common import percentiles, table, time_async, time_sync
 from runtime.cluster.state import ClusterState
 from runtime.core.kv import SqliteKvStore
 from runtime.http.ratelimit import Rate, RateLimiter, SharedRateLimiter
+from runtime.http.versions.cluster_store import ClusterVersionStore
+from runtime.http.versions.store import VersionStore
 
 ROOT = Path(__file__).resolve().parents[1]
 KVATOMIC = ROOT / "tests" / "modules" / "kvatomic"
@@ -100,6 +105,38 @@ async def kv_latencies(folder: Path, url: str, n: int) -> None:
     finally:
         sqlite.close()
         state.close()
+
+
+def version_store_latencies(folder: Path, url: str, n: int) -> None:
+    """What the Timescape's background round and `gati versions retire` pay (never a request)."""
+    graphs = [{"route": f"/r{i}", "versions": [{"version": "1", "fingerprint": f"f{i}"}]} for i in range(20)]
+    a = ClusterState.connect(folder / "versions-a", url, namespace="bench")
+    b = ClusterState.connect(folder / "versions-b", url, namespace="bench")
+    stores = {"versions.db": VersionStore(folder / "versions.db"), "shared": ClusterVersionStore.open(a.cluster)}
+    other = ClusterVersionStore.open(b.cluster)
+    rows = []
+    try:
+        for name, store in stores.items():
+            store.record(graphs, {}, time.time())
+            rows.append((f"{name} served, 1 version", percentiles(time_sync(lambda: store.served([("/r0", "1")], time.time()), n))))
+            rows.append((f"{name} served, 20 versions", percentiles(time_sync(lambda: store.served([(g["route"], "1") for g in graphs], time.time()), n // 10))))
+            rows.append((f"{name} retire", percentiles(time_sync(lambda: store.set_state("/r1", "1", "retired", "bench", time.time()), n))))
+            rows.append((f"{name} versions()", percentiles(time_sync(store.versions, n))))
+        table("version store operations (one at a time; the Timescape's round, the CLI)", rows, baseline="versions.db served, 1 version")
+        seen = []
+        for i in range(50):
+            state = "retired" if i % 2 == 0 else "live"
+            started = time.perf_counter()
+            stores["shared"].set_state("/r2", "1", state, "bench", time.time())
+            while other.versions()[("/r2", "1")].state != state:
+                time.sleep(0.001)
+            seen.append(time.perf_counter() - started)
+        table("a retire on one instance read by another's replica", [("write + replica refresh", percentiles(seen))], baseline="write + replica refresh")
+    finally:
+        for store in (*stores.values(), other):
+            store.close()
+        a.close()
+        b.close()
 
 
 HANDLER = """
@@ -187,12 +224,16 @@ async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000, help="operations per latency row")
     parser.add_argument("--seconds", type=float, default=5.0, help="load per throughput row")
+    parser.add_argument("--versions-only", action="store_true", help="stop after the version store's rows")
     args = parser.parse_args(argv if argv is not None else [])
     with tempfile.TemporaryDirectory(prefix="gati-cluster-bench-") as tmp:
         folder = Path(tmp)
         proc, url = start_nats(folder)
         try:
             await kv_latencies(folder, url, args.n)
+            version_store_latencies(folder, url, args.n)
+            if args.versions_only:
+                return
             await throughput(folder, url, args.seconds)
         finally:
             proc.terminate()

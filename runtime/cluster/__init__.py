@@ -15,5 +15,6 @@
     state.py       ClusterState: the state directory with the above in place of its files
 
 Only runtime.core is below this package; runtime.http and runtime.cli choose it when
-gati.toml says so (runtime/http/state.py). docs/scaling.md says what is shared and what it costs.
+gati.toml says so (runtime/http/state.py). What http keeps is shared by http itself on top of
+this package: Timescape's version store (runtime/http/versions/cluster_store.py). docs/scaling.md says what is shared and what it costs.
 """
