@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nats_support import NatsServer, jetstream  # noqa: F401 (fixture)
+from nats_support import NatsServer, free_port, jetstream  # noqa: F401 (fixture)
 from typer.testing import CliRunner
 
 from runtime.cli.main import app as cli
 from runtime.cluster.state import ClusterState
-from runtime.http.state import open_version_store
 from runtime.core.errors import StateUnavailable
+from runtime.http.state import open_version_store
 from runtime.http.versions.cluster_store import ClusterVersionStore
 from runtime.http.versions.service import Timescape
 from runtime.http.versions.store import VersionStore, served_times
@@ -238,6 +238,17 @@ def shared_nats(tmp_path_factory):
     server.stop()
 
 
+def apply(s, route: str, op: str, args: list, now: float):
+    if op == "record":
+        labels, fp = args
+        return s.record([{"route": route, "versions": [{"version": label, "fingerprint": fp + label} for label in labels]}], {}, now)
+    if op == "served":
+        return s.served([(route, label) for label in args[0]], now)
+    if op == "set_state":
+        return s.set_state(route, args[0], args[1], f"why {now}", now)
+    return s.set_last_served(route, args[0], now)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(OPS, min_size=1, max_size=8), clock=st.lists(st.floats(min_value=1, max_value=1e6, allow_nan=False), min_size=9, max_size=9))
 def test_the_shared_store_answers_as_versions_db(shared_nats, ops, clock):
@@ -245,18 +256,7 @@ def test_the_shared_store_answers_as_versions_db(shared_nats, ops, clock):
     route = f"/r{next(_routes)}"  # a route of its own per example: both stores start empty for it
     ops = [("record", list(LABELS), "fa"), *ops]  # known versions first, or most writes change nothing
     for (op, *args), now in zip(ops, clock):
-
-        def apply(s):
-            if op == "record":
-                labels, fp = args
-                return s.record([{"route": route, "versions": [{"version": label, "fingerprint": fp + label} for label in labels]}], {}, now)
-            if op == "served":
-                return s.served([(route, label) for label in args[0]], now)
-            if op == "set_state":
-                return s.set_state(route, args[0], args[1], f"why {now}", now)
-            return s.set_last_served(route, args[0], now)
-
-        assert apply(store) == apply(local)
+        assert apply(store, route, op, args, now) == apply(local, route, op, args, now)
     assert store.versions(route) == local.versions(route)
 
 
@@ -353,3 +353,11 @@ async def test_two_apps_share_retires_and_served_times_with_the_cli(tmp_path, je
 
     await until(back_on_both, "version 1 restored on both instances")
     assert not (roots[0] / ".gati" / "versions.db").exists()  # nothing kept apart from the cluster
+
+
+def test_the_cli_says_which_nats_server_it_cannot_reach(tmp_path, monkeypatch):
+    monkeypatch.delenv("GATI_HOME", raising=False)
+    root = project(tmp_path / "p", f"nats://127.0.0.1:{free_port()}")  # nothing listens there
+    r = CliRunner().invoke(cli, ["versions", "retire", "/v@1", "--project", str(root)])
+    assert r.exit_code == 1 and "cannot reach the NATS server" in r.output and "Traceback" not in r.output, r.output
+    assert not (root / ".gati" / "versions.db").exists()  # not retired somewhere no instance reads

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime.cluster.state import ClusterState
-from runtime.core.state import KeySource, StateDir
 from runtime.core.audit_key import AuditKey
+from runtime.core.state import KeySource, StateDir
 from runtime.http.versions.cluster_store import ClusterVersionStore
 from runtime.http.versions.store import Store, VersionStore
 

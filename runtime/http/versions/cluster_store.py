@@ -41,7 +41,13 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from runtime.cluster.connection import Cluster
 from runtime.cluster.jetstream import Bucket, token, untoken
-from runtime.http.versions.store import LIVE, VersionRow, canonical_json, schema_digest, served_times
+from runtime.http.versions.store import (
+    LIVE,
+    VersionRow,
+    canonical_json,
+    schema_digest,
+    served_times,
+)
 
 log = logging.getLogger("gati.versions")
 
