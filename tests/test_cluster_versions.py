@@ -361,3 +361,14 @@ def test_the_cli_says_which_nats_server_it_cannot_reach(tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, ["versions", "retire", "/v@1", "--project", str(root)])
     assert r.exit_code == 1 and "cannot reach the NATS server" in r.output and "Traceback" not in r.output, r.output
     assert not (root / ".gati" / "versions.db").exists()  # not retired somewhere no instance reads
+
+
+def test_a_row_written_by_a_later_gati_with_more_fields_is_still_read(instance):
+    from runtime.cluster.jetstream import token
+
+    state, store = instance()
+    row = {"route": "/u", "version": "1", "fingerprint": "f1", "known_since": 100.0, "first_served": None, "last_served": None,
+           "state": "live", "reason": "", "state_at": None, "owner": "a field this gati does not know"}
+    state.cluster.run(store.bucket.publish(f"v.{token('/u')}.{token('1')}", json.dumps(row).encode(), None))
+    got = eventually(lambda: store.versions().get(("/u", "1")), "the row is read")
+    assert (got.fingerprint, got.state) == ("f1", "live")

@@ -89,7 +89,7 @@ class ClusterVersionStore:
             while (found := await self.bucket.next(seen + 1, "v.*.*")) is not None:
                 key, last = found
                 _, route, version = key.split(".")
-                changed[(untoken(route), untoken(version))] = None if last.value is None else VersionRow(**json.loads(last.value))
+                changed[(untoken(route), untoken(version))] = None if last.value is None else VersionRow.of(json.loads(last.value))
                 seen = last.seq
             if changed:
                 rows = {**rows, **changed}

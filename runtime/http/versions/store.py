@@ -22,6 +22,7 @@ In cluster mode the same store is shared by every instance through NATS
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -67,6 +68,11 @@ class VersionRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("fingerprint", "known_since", "first_served", "last_served", "state", "reason", "state_at")}
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> "VersionRow":
+        """A row stored as JSON (the shared store): fields a later gati added are left out, not refused."""
+        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
 
 
 def served_times(first: float | None, last: float | None, now: float) -> tuple[float, float]:
