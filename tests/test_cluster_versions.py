@@ -372,3 +372,27 @@ def test_a_row_written_by_a_later_gati_with_more_fields_is_still_read(instance):
     state.cluster.run(store.bucket.publish(f"v.{token('/u')}.{token('1')}", json.dumps(row).encode(), None))
     got = eventually(lambda: store.versions().get(("/u", "1")), "the row is read")
     assert (got.fingerprint, got.state) == ("f1", "live")
+
+
+def test_versions_diff_reads_the_modules_from_the_clusters_registry(tmp_path, jetstream):  # noqa: F811
+    from versions_support import greet
+
+    from runtime.modules import register_module
+
+    state = ClusterState.connect(tmp_path / "registrar", jetstream.url, namespace="t")
+    try:
+        register_module(state, greet(tmp_path / "g1", "1.0.0", health=None))
+        g2 = greet(tmp_path / "g2", "2.0.0", health=None)
+        (g2 / "module.toml").write_text((g2 / "module.toml").read_text() + '[capabilities]\nenv = ["LANG"]\n')
+        register_module(state, g2)
+    finally:
+        state.close()
+    root = tmp_path / "app"
+    (root / "handlers").mkdir(parents=True)
+    (root / "handlers" / "v.py").write_text('MODULES = {"greet": "1.0.0"}\nasync def handler(req, res, gctx, lctx):\n    return {}\n')
+    (root / "handlers" / "v@2.py").write_text('MODULES = {"greet": "^2"}\nasync def handler(req, res, gctx, lctx):\n    return {}\n')
+    (root / "gati.toml").write_text(f'[cluster]\nnats = "{jetstream.url}"\nnamespace = "t"\n')
+    d = versions("diff", "/v@1", "/v@2", "--project", root, "--json")
+    assert d["modules_note"] is None
+    (m,) = d["modules"]
+    assert (m["old"], m["new"], m["widened"]) == ("greet@1.0.0", "greet@2.0.0", True)

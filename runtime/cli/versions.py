@@ -204,18 +204,20 @@ def version_diff(loaded: Loaded, a_spec: str, b_spec: str) -> dict[str, Any]:
     for calls, pins in ((HandlerManifest.of(ra), pins_a), (HandlerManifest.of(rb), pins_b)):
         for name in calls.dependencies:
             pins.setdefault(name, None)  # called without a pin: the active version
-    state_dir = StateDir.locate(loaded.project.dir)
     if pins_a or pins_b:
-        if (state_dir / "registry.db").is_file():
-            state = StateDir(state_dir)
+        shared = bool(loaded.project.settings.cluster.nats)  # the cluster's registry: the state Loaded opened
+        state_dir = StateDir.locate(loaded.project.dir)
+        state = loaded.state if shared else StateDir(state_dir) if (state_dir / "registry.db").is_file() else None
+        if state is None:
+            note = "module diff not made: no module is registered in this project's state directory (run gati serve or gati module register)"
+        else:
             try:
                 modules = [d.to_dict() for d in diff_pins(state.registry, pins_a, pins_b)]
             except GatiError as exc:
                 note = f"module diff not made: {exc.message}"
             finally:
-                state.close()
-        else:
-            note = "module diff not made: no module is registered in this project's state directory (run gati serve or gati module register)"
+                if not shared:
+                    state.close()
     return {
         "old": f"{entry_a.pattern}@{a}", "new": f"{entry_b.pattern}@{b}",
         "breaking": verdict.breaking, "reasons": list(verdict.reasons), "transformed": transformed,
