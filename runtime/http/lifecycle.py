@@ -94,7 +94,12 @@ class Lifecycle:
                 h = self.before[i] if i < len(self.before) else local[i - len(self.before)]
                 if gate is not None:
                     await gate.reach("before", h.name, lctx)
-                await self.call_hook(h, args, lctx, "before", i)
+                if h.is_async or h.retries or lctx.tracer is not None:
+                    await self.call_hook(h, args, lctx, "before", i)
+                else:
+                    result = self.call_sync_hook(h, args, lctx, "before", i)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
                 if gate is not None:
                     await gate.reach("after", h.name, lctx)
                 i += 1
@@ -103,7 +108,8 @@ class Lifecycle:
         lctx.phase, lctx.hook_index = "handler", 0
         if gate is not None:
             await gate.reach("before", "handler", lctx)
-        lctx.emit("handler:start", handler=self.name, version=lctx.version)
+        lctx.add_event({"type": "handler:start", "request_id": lctx.request_id, "ms": (time.monotonic() - lctx.started_at) * 1000,
+                        "handler": self.name, "version": lctx.version})
         start = time.perf_counter()
         try:
             if lctx.tracer is not None:
@@ -116,7 +122,8 @@ class Lifecycle:
         except Exception as err:
             lctx.emit("handler:error", handler=self.name, error=_describe(err), duration_ms=_ms(start))
             raise
-        lctx.emit("handler:end", handler=self.name, duration_ms=_ms(start))
+        lctx.add_event({"type": "handler:end", "request_id": lctx.request_id, "ms": (time.monotonic() - lctx.started_at) * 1000,
+                        "handler": self.name, "duration_ms": (time.perf_counter() - start) * 1000})
         streamed = hasattr(value, "prepare")  # an aiohttp StreamResponse the handler built itself
         if value is not None and not streamed and not res.has_body:
             res.json(value)
@@ -129,7 +136,12 @@ class Lifecycle:
             for i, h in enumerate(reversed(self.after + tuple(local))):
                 if gate is not None:
                     await gate.reach("before", h.name, lctx)
-                await self.call_hook(h, args, lctx, "after", i)
+                if h.is_async or h.retries or lctx.tracer is not None:
+                    await self.call_hook(h, args, lctx, "after", i)
+                else:
+                    result = self.call_sync_hook(h, args, lctx, "after", i)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
                 if gate is not None:
                     await gate.reach("after", h.name, lctx)
         if self.response_type is not None and not streamed:
@@ -204,14 +216,7 @@ class Lifecycle:
                         async with asyncio.timeout(timeout_ms / 1000):
                             result = await result
             except Exception as exc:
-                err = exc
-                if isinstance(exc, TimeoutError):
-                    err = HookTimeout(
-                        f"{phase} hook {h.name} did not finish within {timeout_ms} ms",
-                        fix="make it faster, or give it more time: hook(fn, timeout_ms=...) or [server] hook_timeout_ms",
-                        hook=h.name, timeout_ms=timeout_ms,
-                    )
-                lctx.emit("hook:error", hook=h.name, level=h.level, phase=phase, attempt=attempt, error=_describe(err), duration_ms=_ms(start))
+                err = self._hook_failed(h, exc, lctx, phase, attempt, start, timeout_ms)
                 decided = isinstance(err, GatiError) and err.http_status < 500
                 if attempt > h.retries or decided:
                     if err is exc:
@@ -223,6 +228,55 @@ class Lifecycle:
                 continue
             lctx.emit("hook:end", hook=h.name, level=h.level, phase=phase, attempt=attempt, duration_ms=_ms(start))
             return result
+
+    def call_sync_hook(self, h: Hook, args: tuple, lctx: LocalContext, phase: str, index: int) -> Any:
+        """call_hook for a plain function without retries, untraced, in the caller's frame: the same
+        events and errors without a coroutine and its loop per hook (docs/performance.md). Returns
+        the hook's result; when the hook returned an awaitable, a coroutine to await instead, which
+        awaits it under the hook's timeout, as call_hook would."""
+        lctx.phase, lctx.hook_index = phase, index
+        # The events as lctx.emit makes them (tests/test_lifecycle_fast.py holds them equal).
+        lctx.add_event({"type": "hook:start", "request_id": lctx.request_id, "ms": (time.monotonic() - lctx.started_at) * 1000,
+                        "hook": h.name, "level": h.level, "phase": phase, "index": index, "attempt": 1})
+        start = time.perf_counter()
+        try:
+            result = h.fn(*args)
+        except Exception as exc:
+            err = self._hook_failed(h, exc, lctx, phase, 1, start, h.timeout_ms or self.hook_timeout_ms)
+            if err is exc:
+                raise
+            raise err from None
+        if result is not None and inspect.isawaitable(result):
+            return self._settle_hook(h, result, lctx, phase, start)
+        lctx.add_event({"type": "hook:end", "request_id": lctx.request_id, "ms": (time.monotonic() - lctx.started_at) * 1000,
+                        "hook": h.name, "level": h.level, "phase": phase, "attempt": 1, "duration_ms": (time.perf_counter() - start) * 1000})
+        return result
+
+    async def _settle_hook(self, h: Hook, awaitable: Any, lctx: LocalContext, phase: str, start: float) -> Any:
+        """The rest of call_sync_hook when the hook returned an awaitable: awaited under its timeout."""
+        timeout_ms = h.timeout_ms or self.hook_timeout_ms
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                result = await awaitable
+        except Exception as exc:
+            err = self._hook_failed(h, exc, lctx, phase, 1, start, timeout_ms)
+            if err is exc:
+                raise
+            raise err from None
+        lctx.emit("hook:end", hook=h.name, level=h.level, phase=phase, attempt=1, duration_ms=_ms(start))
+        return result
+
+    def _hook_failed(self, h: Hook, exc: Exception, lctx: LocalContext, phase: str, attempt: int, start: float, timeout_ms: int) -> Exception:
+        """Emit hook:error for exc; the error to raise (a TimeoutError becomes HookTimeout)."""
+        err = exc
+        if isinstance(exc, TimeoutError):
+            err = HookTimeout(
+                f"{phase} hook {h.name} did not finish within {timeout_ms} ms",
+                fix="make it faster, or give it more time: hook(fn, timeout_ms=...) or [server] hook_timeout_ms",
+                hook=h.name, timeout_ms=timeout_ms,
+            )
+        lctx.emit("hook:error", hook=h.name, level=h.level, phase=phase, attempt=attempt, error=_describe(err), duration_ms=_ms(start))
+        return err
 
     async def _validate_request(self, req: Any, lctx: LocalContext) -> None:
         # Only a failure is an event: a passing check takes about a microsecond, less than recording it would.
