@@ -189,3 +189,32 @@ def test_freeze_leaves_the_source_alone():
     gctx = GlobalContext(source, modules=None)
     with pytest.raises(TypeError):
         gctx.modules = "other"
+
+
+def test_ids_from_the_random_pool_are_fresh_across_refills_and_forks():
+    """Ids come from random bits read 128 requests at a time: every id differs, past a refill too, and a
+    forked child never hands out the ids its parent has in store (it starts with an empty store)."""
+    import os
+
+    from runtime.http import context
+
+    many = [LocalContext() for _ in range(3 * context._IDS_AT_ONCE + 5)]
+    ids = [x for lctx in many for x in (lctx.request_id, lctx.trace_id, lctx.span_id)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", lctx.request_id) and re.fullmatch(r"[0-9a-f]{16}", lctx.span_id) for lctx in many)
+
+    LocalContext()  # the store now holds the next ids
+    assert context._IDS
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first request id, to the parent
+        try:
+            os.write(write, LocalContext().request_id.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert re.fullmatch(r"[0-9a-f]{32}", child)
+    assert child != LocalContext().request_id
