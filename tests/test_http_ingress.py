@@ -1,6 +1,9 @@
 """Ingress over real loopback HTTP: API keys and JWTs (401/403), rate limits (429), body limits (413), headers."""
 
 import asyncio
+import hashlib
+import json
+import os
 import time
 
 import jwt
@@ -199,3 +202,28 @@ async def test_headers_are_normalised(make_project, serve):
     assert all(h == h.lower() for h in body["headers"])
     assert "connection" not in body["headers"] and "x-hop" not in body["headers"]
     assert body["flags"] == ["debug", "snapshot"]
+
+
+async def test_a_body_read_whole_is_the_body_sent_and_stays_readable(make_project, serve):
+    """A small body is taken as it lies in aiohttp's buffer (it came with the headers), a big one is read as it
+    arrives: either way req.body() is the body sent, and the aiohttp request (req.raw, snapshots) reads it again."""
+    root = make_project(
+        {
+            "echo.py": (
+                'import hashlib\nMETHODS = ["POST"]\nMAX_BODY_BYTES = 8_000_000\n'
+                "async def handler(req, res, gctx, lctx):\n"
+                "    body = await req.body()\n"
+                '    return {"n": len(body), "sha": hashlib.sha256(body).hexdigest(), "again": hashlib.sha256(await req.raw.read()).hexdigest(),'
+                ' "json": (await req.json()) if len(body) < 100 else None}\n'
+            ),
+        },
+    )
+    client = await serve(root)
+
+    for body in (b'{"name": "ann", "qty": 3}', b"{}", os.urandom(3_000_000)):
+        sha = hashlib.sha256(body).hexdigest()
+        r = await client.post("/echo", data=body, headers={"Content-Type": "application/json"})
+        got = await r.json()
+        assert (got["n"], got["sha"], got["again"]) == (len(body), sha, sha)
+        if len(body) < 100:
+            assert got["json"] == json.loads(body)

@@ -83,7 +83,13 @@ class Lifecycle:
     async def run(self, req: Any, res: Any, gctx: Any, lctx: LocalContext) -> Any:
         """Validation, before hooks, handler, after hooks; returns what the handler returned."""
         if self.request_type is not None:
-            await self._validate_request(req, lctx)
+            # Here rather than in a method of its own: a coroutine less per request. Only a failure is an
+            # event: a passing check takes about a microsecond, less than recording it would.
+            try:
+                req.data = self.request_type.check(await req.json())
+            except ValidationFailed as err:
+                lctx.emit("validation:error", what="request", errors=len(err.issues))
+                raise
         args = (req, res, gctx, lctx)
         gate = self.gates.get(lctx.route) if self.gates is not None else None  # the one lookup a route without a gate costs
         lctx.phase = "before"
@@ -277,14 +283,6 @@ class Lifecycle:
             )
         lctx.emit("hook:error", hook=h.name, level=h.level, phase=phase, attempt=attempt, error=_describe(err), duration_ms=_ms(start))
         return err
-
-    async def _validate_request(self, req: Any, lctx: LocalContext) -> None:
-        # Only a failure is an event: a passing check takes about a microsecond, less than recording it would.
-        try:
-            req.data = self.request_type.check(await req.json())
-        except ValidationFailed as err:
-            lctx.emit("validation:error", what="request", errors=len(err.issues))
-            raise
 
     def _validate_response(self, res: Any, lctx: LocalContext) -> None:
         # Only successful JSON answers carry the declared type; error bodies have their own shape.
