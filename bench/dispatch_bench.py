@@ -18,6 +18,7 @@ import json
 import shutil
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -104,13 +105,17 @@ def lifecycle_cases(apps: dict[str, web.Application]) -> dict[str, Callable[[], 
     headers = {"Content-Type": "application/json", "traceparent": lifecycle_bench.TRACEPARENT, "Content-Length": str(len(body))}
     loop, reading = asyncio.get_running_loop(), _Reading()
     made = {name: make_mocked_request("POST", "/orders", headers=headers, app=app) for name, app in apps.items()}
+    # What aiohttp's Request reads of its connection, as plain attributes: the mocked protocol is a Mock, which
+    # keeps every call made to it (three a request), so the heap grew by 60,000 objects per round and full
+    # garbage collections of the whole runtime (90 ms each) landed in the measured rows: 22 µs a request.
+    protocol = types.SimpleNamespace(ssl_context=None, peername=("127.0.0.1", 40000), sockname=("127.0.0.1", 8080))
 
     def request(name: str) -> web.Request:
         t = made[name]
         payload = streams.StreamReader(reading, 1 << 16, loop=loop)
         payload.feed_data(body)
         payload.feed_eof()
-        r = web.Request(t._message, payload, t._protocol, t._payload_writer, t._task, loop)
+        r = web.Request(t._message, payload, protocol, t._payload_writer, t._task, loop)
         r._match_info = t._match_info
         return r
 
