@@ -118,6 +118,91 @@ def test_every_value_of_a_type_is_accepted(data):
     assert t.check(v) == v
 
 
+def _full_walk(t: GType, v):
+    """check() as it was before its compiled path: the walk that collects every issue."""
+    issues = []
+    out = t._check(v, "$", issues, True)
+    return ("invalid", [i.to_dict() for i in issues]) if issues else ("ok", _typed(out))
+
+
+def _compiled(t: GType, v):
+    try:
+        return ("ok", _typed(t.check(v)))
+    except ValidationFailed as failed:
+        return ("invalid", [i.to_dict() for i in failed.issues])
+
+
+def _typed(x):
+    """x with every value's type and every dict's key order, so 2 and 2.0, or {a, b} and {b, a}, differ."""
+    if isinstance(x, dict):
+        return ("dict", [(k, _typed(v)) for k, v in x.items()])
+    if isinstance(x, list):
+        return ("list", [_typed(v) for v in x])
+    if dataclasses.is_dataclass(x):
+        return (type(x).__name__, [(f.name, _typed(getattr(x, f.name))) for f in dataclasses.fields(x)])
+    return (type(x).__name__, x)
+
+
+def _near_misses(t: GType):
+    """Values of t, values of other types, and values of t with one part swapped for another kind."""
+    return st.one_of(values(t), JSON, st.sampled_from(POISONS), values(t).map(_extra_key), values(t).map(_ints_as_floats))
+
+
+def _extra_key(v):
+    return {**v, "zzzzzz": 1} if isinstance(v, dict) else v
+
+
+def _ints_as_floats(v):
+    """2 -> 2.0 everywhere: an integer field takes it and gives the handler 2."""
+    if isinstance(v, dict):
+        return {k: _ints_as_floats(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_ints_as_floats(x) for x in v]
+    return float(v) if type(v) is int else v
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_compiled_check_answers_as_the_full_walk(data):
+    """check() runs a function compiled from the type and walks the value only when it fails: for any type
+    and value it returns what the walk returns (types and key order included) or fails with the same issues."""
+    t = data.draw(gtypes())
+    v = data.draw(_near_misses(t))
+    assert _compiled(t, v) == _full_walk(t, v)
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass
+class _Item:
+    sku: Annotated[str, MinLen(1)]
+    colour: _Colour
+    qty: Annotated[int, Ge(1)] = 1
+
+
+class _Order(TypedDict):
+    items: Annotated[list[_Item], MinLen(1)]
+    note: NotRequired[Optional[str]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"items": [{"sku": "a", "colour": "red"}, {"sku": "b", "colour": "blue", "qty": 2.0}], "note": None},
+        {"items": [{"sku": "a", "colour": "green"}]},
+        {"items": [{"sku": "", "colour": "red", "qty": 0}], "note": 3},
+        {"items": []},
+        {"items": [{"sku": "a", "colour": "red"}], "extra": 1},
+    ],
+)
+def test_the_compiled_check_builds_dataclasses_and_enums_as_the_full_walk(value):
+    t = GType.of(_Order)
+    assert _compiled(t, value) == _full_walk(t, value)
+
+
 POISONS = ["\u2603poison", True, None, 1.5, [["poison"]]]
 
 
