@@ -180,7 +180,11 @@ class Router:
             if m is None:
                 continue
             if route.allows(method):
-                return Match(route, {k: unquote(v) if "%" in v else v for k, v in m.groupdict().items()})
+                params = m.groupdict()  # a new dict of its own: unquoted in place, no comprehension when there is nothing to unquote
+                for k, v in params.items():
+                    if "%" in v:
+                        params[k] = unquote(v)
+                return Match(route, params)
             allowed |= route.methods
         if allowed:
             methods = ", ".join(sorted(allowed))
