@@ -68,7 +68,7 @@ async def _outcome(call):
         if asyncio.iscoroutine(value):
             value = await value
         return ("returned", value)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error is an outcome to compare
         return ("raised", type(exc), str(exc), getattr(exc, "code", None))
 
 
