@@ -383,3 +383,40 @@ async def test_a_wasm_module_calling_another_through_the_host_is_a_span_under_it
         outer, inner = spans["caller.one"], spans["greet.hello"]
         assert inner.context.trace_id == outer.context.trace_id == int(TRACE_ID, 16)
         assert inner.parent.span_id == outer.context.span_id
+
+
+UNDOING = """
+async def handler(req, res, gctx, lctx):
+    lctx.compensate(lambda: None, name="refund")
+
+    def fail():
+        raise RuntimeError("the ledger is down")
+
+    lctx.compensate(fail, name="release_stock")
+    lctx.on_cleanup(lambda: None)
+    raise RuntimeError("payment failed")
+"""
+
+
+async def test_compensations_and_cleanup_hooks_are_spans_of_the_request(make_project, serve):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    from runtime.http.app import TRACER
+
+    root = make_project({"order.py": UNDOING})
+    client = await serve(root)
+    exporter = InMemorySpanExporter()
+    client.server.app[TRACER].add_span_processor(SimpleSpanProcessor(exporter))
+    assert (await client.get("/order", headers={"traceparent": TRACEPARENT})).status == 500
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    server = spans["GET /order"]
+    refund, release = spans["compensation refund"], spans["compensation release_stock"]
+    cleanup = next(s for name, s in spans.items() if name.startswith("cleanup "))
+    for span in (refund, release, cleanup):
+        assert span.parent.span_id == server.context.span_id and span.context.trace_id == int(TRACE_ID, 16)
+    assert release.end_time <= refund.start_time  # newest first
+    assert release.status.status_code == StatusCode.ERROR and any(e.name == "exception" for e in release.events)
+    assert refund.status.status_code == StatusCode.UNSET
+    assert (refund.attributes["gati.phase"], cleanup.attributes["gati.phase"]) == ("compensate", "cleanup")

@@ -24,6 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -240,11 +241,14 @@ class LocalContext:
         self.phase = "cleanup"
         while self._cleanups:
             fn = self._cleanups.pop()
+            name = getattr(fn, "__qualname__", None) or repr(fn)
+            traced = self.tracer.child(f"cleanup {name}", {"gati.phase": "cleanup"}) if self.tracer is not None else nullcontext()
             try:
-                result = fn()
-                if inspect.isawaitable(result):
-                    async with asyncio.timeout(timeout_s):
-                        await result
+                with traced:
+                    result = fn()
+                    if inspect.isawaitable(result):
+                        async with asyncio.timeout(timeout_s):
+                            await result
             except Exception:
                 log.exception("cleanup hook %r failed (request %s)", fn, self.request_id)
         cancelled = []

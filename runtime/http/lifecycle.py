@@ -21,6 +21,7 @@ import asyncio
 import inspect
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -181,11 +182,13 @@ class Lifecycle:
             lctx.hook_index = len(lctx._compensations)
             lctx.emit("compensation:start", name=name)
             start = time.perf_counter()
+            traced = lctx.tracer.child(f"compensation {name}", {"gati.phase": "compensate", "gati.compensation": name}) if lctx.tracer is not None else nullcontext()
             try:
-                result = fn()
-                if inspect.isawaitable(result):
-                    async with asyncio.timeout(timeout_s):
-                        await result
+                with traced:  # a span that fails with it (ERROR, the exception recorded) when traced
+                    result = fn()
+                    if inspect.isawaitable(result):
+                        async with asyncio.timeout(timeout_s):
+                            await result
             except Exception as exc:
                 error = "timed out" if isinstance(exc, TimeoutError) else _describe(exc)
                 lctx.emit("compensation:error", name=name, error=error, duration_ms=_ms(start))
