@@ -91,9 +91,10 @@ class Request(Generic[T]):
             if length is not None:
                 raw = self.raw
                 content = raw.content
-                if raw._read_bytes is None and content.is_eof():
+                if getattr(raw, "_read_bytes", False) is None and content.is_eof():
                     # All of it came with the headers (a small body usually does): taken as it lies, without
                     # aiohttp's read() loop and copy (1 µs a request). Kept where raw.read() finds it, as read() keeps it.
+                    # _read_bytes is aiohttp's own (3.9 to 3.14): were it renamed, read() below does the work.
                     self._body = raw._read_bytes = bytes(content.read_nowait())
                 else:
                     self._body = await raw.read()
