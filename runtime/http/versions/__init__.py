@@ -10,6 +10,7 @@
     health.py        HEALTH and health(gctx) of a version file
     deprecation.py   DEPRECATED / SUNSET: the Deprecation, Sunset and Link headers
     store.py         the manifest store (versions.db in the state directory)
+    cluster_store.py the same store shared by a cluster's instances (JetStream KV)
     service.py       the background task: store writes, health checks, served times, drains
 
 runtime.http.routing loads the files and builds a VersionSet per route that has several;
