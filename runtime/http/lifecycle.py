@@ -101,12 +101,9 @@ class Lifecycle:
                 h = self.before[i] if i < len(self.before) else local[i - len(self.before)]
                 if gate is not None:
                     await gate.reach("before", h.name, lctx)
-                if h.is_async or h.retries or lctx.tracer is not None:
-                    await self.call_hook(h, args, lctx, "before", i)
-                else:
-                    result = self.call_sync_hook(h, args, lctx, "before", i)
-                    if result is not None and inspect.isawaitable(result):
-                        await result
+                pending = self._start_hook(h, args, lctx, "before", i)
+                if pending is not None:
+                    await pending
                 if gate is not None:
                     await gate.reach("after", h.name, lctx)
                 i += 1
@@ -143,12 +140,9 @@ class Lifecycle:
             for i, h in enumerate(reversed(self.after + tuple(local))):
                 if gate is not None:
                     await gate.reach("before", h.name, lctx)
-                if h.is_async or h.retries or lctx.tracer is not None:
-                    await self.call_hook(h, args, lctx, "after", i)
-                else:
-                    result = self.call_sync_hook(h, args, lctx, "after", i)
-                    if result is not None and inspect.isawaitable(result):
-                        await result
+                pending = self._start_hook(h, args, lctx, "after", i)
+                if pending is not None:
+                    await pending
                 if gate is not None:
                     await gate.reach("after", h.name, lctx)
         if self.response_type is not None and not streamed:
@@ -237,6 +231,15 @@ class Lifecycle:
                 continue
             lctx.emit("hook:end", hook=h.name, level=h.level, phase=phase, attempt=attempt, duration_ms=_ms(start))
             return result
+
+    def _start_hook(self, h: Hook, args: tuple, lctx: LocalContext, phase: str, index: int) -> Any:
+        """Run hook h in its phase: None when it ran whole in this frame (a plain hook without retries,
+        untraced), else the awaitable that runs or finishes it. A plain function, not a coroutine: the
+        common hook costs no frame of its own."""
+        if h.is_async or h.retries or lctx.tracer is not None:
+            return self.call_hook(h, args, lctx, phase, index)
+        result = self.call_sync_hook(h, args, lctx, phase, index)
+        return result if result is not None and inspect.isawaitable(result) else None
 
     def call_sync_hook(self, h: Hook, args: tuple, lctx: LocalContext, phase: str, index: int) -> Any:
         """call_hook for a plain function without retries, untraced, in the caller's frame: the same
