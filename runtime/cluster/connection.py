@@ -18,7 +18,7 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import Future
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 import nats
 import nats.errors
@@ -142,6 +142,27 @@ class Cluster:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> Future:
         """Start a long-running task on the connection's loop (a mirror, a refresher), unbounded."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def keep_fresh(self, refresh: Callable[[], Awaitable[None]], *, every_s: float, timeout_s: float, logger: logging.Logger, what: str, meanwhile: str) -> Future:
+        """refresh() every every_s on the connection's loop while NATS is up, each bounded by timeout_s:
+        what keeps a replica (the registry's, the versions') fresh. It lives through any outage and
+        says so once per outage ("WHAT: error (MEANWHILE)"); cancel the future to stop it."""
+
+        async def forever() -> None:
+            failing = False
+            while True:
+                try:
+                    if self.healthy():
+                        async with asyncio.timeout(timeout_s):
+                            await refresh()
+                        failing = False
+                except Exception as exc:  # kept alive through any outage; said once per outage
+                    if not failing:
+                        logger.warning("%s: %s: %s (%s)", what, type(exc).__name__, exc, meanwhile)
+                    failing = True
+                await asyncio.sleep(every_s)
+
+        return self.spawn(forever())
 
     def close(self) -> None:
         if self._closed:

@@ -17,7 +17,6 @@ copy fetched from the object store (verified there, and again by the sandbox at 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from pathlib import Path
@@ -59,14 +58,15 @@ class NatsRegistry:
         self._seen = -1
         self._refreshed_at = 0.0
         self._refresher = None
-        self._closed = False
 
     @classmethod
     def open(cls, cluster: Cluster, cache_dir: Path) -> "NatsRegistry":
         bucket = cluster.run(Bucket.open(cluster.js, cluster.bucket("registry"), description="gati module registry"))
         registry = cls(cluster, bucket, Artifacts.open(cluster, cache_dir))
         cluster.run(registry._refresh(), UPLOAD_TIMEOUT_S)
-        registry._refresher = cluster.spawn(registry._refresh_forever())
+        registry._refresher = cluster.keep_fresh(
+            registry._refresh, every_s=REFRESH_S, timeout_s=max(cluster.timeout_s, 30.0), logger=log, what="registry replica", meanwhile="serving what it knew"
+        )
         return registry
 
     # the replica -----------------------------------------------------------------------------
@@ -90,20 +90,6 @@ class NatsRegistry:
                 versions.sort(key=lambda r: r.registered_at)
             self._replica, self._problems, self._seen = replica, problems, seen
         self._refreshed_at = time.monotonic()
-
-    async def _refresh_forever(self) -> None:
-        failing = False
-        while not self._closed:
-            try:
-                if self.cluster.healthy():
-                    async with asyncio.timeout(max(self.cluster.timeout_s, 30.0)):
-                        await self._refresh()
-                    failing = False
-            except Exception as exc:  # kept alive through any outage; said once per outage
-                if not failing:
-                    log.warning("registry replica: %s: %s (serving what it knew)", type(exc).__name__, exc)
-                failing = True
-            await asyncio.sleep(REFRESH_S)
 
     async def _localized(self, record: Record) -> Registration:
         """The registration pointing at its artifact on this machine (fetched and verified when needed)."""
@@ -210,6 +196,5 @@ class NatsRegistry:
         return self.cluster.run(remove())
 
     def close(self) -> None:
-        self._closed = True
         if self._refresher is not None:
             self._refresher.cancel()

@@ -66,18 +66,19 @@ class ClusterVersionStore:
         self._replica: tuple[int, dict[Key, VersionRow]] = (0, {})
         self._refreshing = asyncio.Lock()  # used on the connection's loop only
         self._refresher = None
-        self._closed = False
 
     @classmethod
     def open(cls, cluster: Cluster) -> "ClusterVersionStore":
         bucket = cluster.run(Bucket.open(cluster.js, cluster.bucket("versions"), description="gati Timescape: handler versions, manifests, served times"))
         store = cls(cluster, bucket)
         cluster.run(store._refresh(), LOAD_TIMEOUT_S)
-        store._refresher = cluster.spawn(store._refresh_forever())
+        store._refresher = cluster.keep_fresh(
+            store._refresh, every_s=REFRESH_S, timeout_s=LOAD_TIMEOUT_S, logger=log, what="versions replica", meanwhile="the Timescape keeps the states it knew"
+        )
         return store
 
     def close(self) -> None:
-        self._closed = True  # the connection is the ClusterState's to close
+        # the connection is the ClusterState's to close
         if self._refresher is not None:
             self._refresher.cancel()
 
@@ -95,20 +96,6 @@ class ClusterVersionStore:
                 rows = {**rows, **changed}
                 rows = {k: row for k, row in rows.items() if row is not None}  # a deleted key: gone
             self._replica = (seen, rows)
-
-    async def _refresh_forever(self) -> None:
-        failing = False
-        while not self._closed:
-            try:
-                if self.cluster.healthy():
-                    async with asyncio.timeout(LOAD_TIMEOUT_S):
-                        await self._refresh()
-                    failing = False
-            except Exception as exc:  # kept alive through any outage; said once per outage
-                if not failing:
-                    log.warning("versions replica: %s: %s (the Timescape keeps the states it knew)", type(exc).__name__, exc)
-                failing = True
-            await asyncio.sleep(REFRESH_S)
 
     def data_version(self) -> int:
         """Moves whenever a row changed, on any instance (the last stream sequence the replica applied)."""
