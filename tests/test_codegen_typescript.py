@@ -84,6 +84,17 @@ def compile_and_run(folder: Path, main: str, *args: str) -> dict:
     return json.loads(ran.stdout)
 
 
+async def compile_and_run_served(folder: Path, main: str, client) -> dict:
+    """compile_and_run against a server in this test's own loop (the serve fixture): without blocking it."""
+    (folder / "main.ts").write_text(main)
+    built = await asyncio.create_subprocess_exec(str(TSC), *TSC_FLAGS, "--outDir", "out", "main.ts", cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert await built.wait() == 0, (await built.stdout.read()).decode()
+    node = await asyncio.create_subprocess_exec(NODE, "out/main.js", str(client.make_url("")).rstrip("/"), cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(node.communicate(), 120)
+    assert node.returncode == 0, stderr.decode()
+    return json.loads(stdout)
+
+
 @pytest.fixture
 def gati_serve(tmp_path):
     """`gati serve examples/app` in its own process on a free loopback port; its base URL once /readyz answers 200."""
@@ -175,13 +186,7 @@ async def test_credentials_version_and_catch_all_paths_reach_the_handler(tmp_pat
     monkeypatch.setenv("GATI_SECRET_READER_KEY", "k-reader-123")
     client = await serve(root)
     generate("typescript", root, "sdk").write(tmp_path / "sdk")
-    (tmp_path / "main.ts").write_text(SECURED_MAIN)
-    built = await asyncio.create_subprocess_exec(str(TSC), *TSC_FLAGS, "--outDir", "out", "main.ts", cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert await built.wait() == 0, (await built.stdout.read()).decode()
-    node = await asyncio.create_subprocess_exec(NODE, "out/main.js", str(client.make_url("")).rstrip("/"), cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await asyncio.wait_for(node.communicate(), 120)
-    assert node.returncode == 0, stderr.decode()
-    out = json.loads(stdout)
+    out = await compile_and_run_served(tmp_path, SECURED_MAIN, client)
     assert out["echo"] == {"path": "a b/c?d", "version": "3", "subject": "reader"}
     assert out["anonymous"] == 401
 
@@ -262,14 +267,8 @@ async def test_an_sdk_made_for_a_version_calls_that_version(tmp_path, serve, gat
     generate("typescript", example, "sdk", version="1").write(tmp_path / "v1")
     generate("typescript", example, "sdk", version="2027-03-01").write(tmp_path / "v3")  # a date pin: version 3 of /users/{id}
     generate("typescript", example, "sdk").write(tmp_path / "default")
-    (tmp_path / "main.ts").write_text(VERSIONED_MAIN)
     # tsc --strict holds each call to its version's types: version 1's flat name, version 3's email
-    built = await asyncio.create_subprocess_exec(str(TSC), *TSC_FLAGS, "--outDir", "out", "main.ts", cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert await built.wait() == 0, (await built.stdout.read()).decode()
-    node = await asyncio.create_subprocess_exec(NODE, "out/main.js", str(client.make_url("")).rstrip("/"), cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await asyncio.wait_for(node.communicate(), 120)
-    assert node.returncode == 0, stderr.decode()
-    out = json.loads(stdout)
+    out = await compile_and_run_served(tmp_path, VERSIONED_MAIN, client)
     # each body is its version's: the server took the version the SDK sent (version 1 went through the transformer)
     assert out["one"] == {"id": "7", "first": "Ada", "last": "Lovelace"}
     assert out["three"]["email"] == "ada@example.org" and out["two"] == {"id": "7", "name": {"first": "Ada", "last": "Lovelace"}}
