@@ -129,8 +129,7 @@ def _served(root, when: float, *versions: tuple[str, str]) -> None:
     """What a server writes: the manifests at start (record), then the versions clients asked for (served)."""
     loaded = Loaded(root, create_store=True)
     try:
-        fingerprints = {k: m.fingerprint() for k, m in loaded.manifests.items()}
-        loaded.store.record(loaded.graphs.values(), {fingerprints[k]: m.to_dict() for k, m in loaded.manifests.items()}, when)
+        loaded.record(when)
         loaded.store.served(versions, when)
     finally:
         loaded.close()

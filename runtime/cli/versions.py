@@ -58,8 +58,8 @@ class Loaded:
         self.project: Project = load_project(project)
         self.router: Router = load_routes(self.project.handlers_dir)
         self.manifests = {id(r): HandlerManifest.of(r) for r in self.router.served()}
-        fingerprints = {k: m.fingerprint() for k, m in self.manifests.items()}
-        self.graphs = {r.pattern: graph_of(r, fingerprints) for r in self.router.routes}
+        self.fingerprints = {k: m.fingerprint() for k, m in self.manifests.items()}
+        self.graphs = {r.pattern: graph_of(r, self.fingerprints) for r in self.router.routes}
         self.entries = {r.pattern: r for r in self.router.routes}
         self.state: StateDir | None = None
         self.store: Store | None = None
@@ -73,6 +73,10 @@ class Loaded:
                 self.state.close()
                 raise
         self.rows = self.store.versions() if self.store else {}
+
+    def record(self, now: float) -> None:
+        """Store the project's manifests and graphs, as a server does when it starts (Timescape.adopt)."""
+        self.store.record(self.graphs.values(), {self.fingerprints[k]: m.to_dict() for k, m in self.manifests.items()}, now)
 
     def close(self) -> None:
         if self.store is not None:
@@ -287,7 +291,7 @@ def check(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     loaded = _open(project)
     try:
         found = problems(loaded.router)
-        in_place = [c.to_dict() for c in changed_in_place(loaded.store, current_manifests(loaded.router))] if loaded.store else []
+        in_place = [c.to_dict() for c in changed_in_place(loaded.store, current_manifests(loaded))] if loaded.store else []
     finally:
         loaded.close()
     if as_json:
@@ -310,13 +314,13 @@ def check(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-def current_manifests(router: Router) -> dict[tuple[str, str], dict[str, Any]]:
-    """(route, version) -> the manifest its file gives now, keyed as the store keys them (service.graph_of)."""
+def current_manifests(loaded: Loaded) -> dict[tuple[str, str], dict[str, Any]]:
+    """(route, version) -> the manifest its file gives now (made by Loaded), keyed as the store keys them (service.graph_of)."""
     current = {}
-    for entry in router.routes:
+    for entry in loaded.router.routes:
         own = {v.label: v.route for v in entry.versions.versions} if entry.versions else {entry.version or "1": entry}
         for label, route in own.items():
-            current[(entry.pattern, label)] = HandlerManifest.of(route).to_dict()
+            current[(entry.pattern, label)] = loaded.manifests[id(route)].to_dict()
     return current
 
 
@@ -325,8 +329,7 @@ def _set_state(spec: str, project: Path, state: str, reason: str) -> tuple[str, 
     try:
         entry, label, _ = loaded.version(spec)
         if (entry.pattern, label) not in loaded.rows:  # never served yet: the store learns the project's versions now
-            fingerprints = {k: m.fingerprint() for k, m in loaded.manifests.items()}
-            loaded.store.record(loaded.graphs.values(), {fingerprints[k]: m.to_dict() for k, m in loaded.manifests.items()}, time.time())
+            loaded.record(time.time())
         loaded.store.set_state(entry.pattern, label, state, reason, time.time())
         return entry.pattern, label
     finally:
