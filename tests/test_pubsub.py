@@ -106,7 +106,8 @@ def nats_url(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"))
+    # -V traces each command the server reads, in the order it read them, to nats.log
+    proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-V"], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"))
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -140,6 +141,28 @@ async def test_nats_backend_delivers_across_instances(nats_url):
     finally:
         await one.close()
         await two.close()
+
+
+def pinged_after(folder, command: str) -> bool:
+    """nats-server read `command`, then a PING (from its -V trace): its PONG proves the command was taken."""
+    read = [line.split("<<- [", 1)[1].rstrip("]") for line in (folder / "nats.log").read_text().splitlines() if "<<- [" in line]
+    return command in read and "PING" in read[read.index(command):]
+
+
+async def test_nats_subscribe_and_flush_return_once_the_server_has_the_commands(nats_url, tmp_path):
+    # nats-py's flush() writes its PING ahead of the commands still in its buffer: a subscribe() or a
+    # flush() that had returned had not always reached the server, and under load messages were lost
+    from runtime.http.pubsub_nats import NatsBus
+
+    bus = await NatsBus(nats_url).connect()
+    try:
+        await bus.subscribe("orders.*")
+        assert pinged_after(tmp_path, "SUB gati.orders.*  1")
+        await bus.publish("orders.created", 1)
+        await bus.flush()
+        assert pinged_after(tmp_path, "PUB gati.orders.created  1")
+    finally:
+        await bus.close()
 
 
 async def test_nats_slow_subscriber_drops_instead_of_stalling(nats_url):

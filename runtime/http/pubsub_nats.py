@@ -79,7 +79,7 @@ class NatsBus:
                     log.warning("subscriber of %s is slow: %d messages dropped", pattern, sub.dropped)
 
         self._subs[sub] = await self.nc.subscribe(self.prefix + pattern, cb=deliver)
-        await self.nc.flush()  # the server knows of the subscription before we return
+        await self.flush()  # the server knows of the subscription before we return
         return sub
 
     async def _unsubscribe(self, sub: Subscription) -> None:
@@ -88,7 +88,11 @@ class NatsBus:
             await nats_sub.unsubscribe()
 
     async def flush(self, timeout_s: float = 2.0) -> None:
-        """Wait until the server has every message published so far (tests, shutdown)."""
+        """Wait until the server has taken every command sent so far (subscriptions, messages)."""
+        # nats-py writes flush()'s PING straight to the socket, ahead of the commands still in its
+        # buffer, which its flusher task writes on the loop's next turn. That turn comes before the
+        # PONG can be read, so a second PING follows every earlier command, and its PONG proves them.
+        await self.nc.flush(timeout=timeout_s)
         await self.nc.flush(timeout=timeout_s)
 
     def healthy(self) -> bool:
