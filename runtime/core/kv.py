@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Coroutine, Protocol, TypeVar
 
 from runtime.core.errors import GatiError
+from runtime.core.sqlite_file import open_shared
 
 MAX_VALUE_BYTES = 1 << 20
 COUNTER_MIN, COUNTER_MAX = -(1 << 63), (1 << 63) - 1  # what every language's int64 holds
@@ -135,8 +136,7 @@ class SqliteKvStore:
 
     def __init__(self, path: str | Path):
         # timeout: how long a write waits for another process's transaction (each one is short)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_shared(path, timeout_s=30)
         self._lock = threading.Lock()  # sandboxes call from worker threads
         with self._write():
             for statement in SCHEMA:  # not executescript: it would commit the transaction first

@@ -8,7 +8,6 @@ file in the state directory; in cluster mode it is JetStream KV (runtime/cluster
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import msgspec
 
 from runtime.core.errors import IntegrityError, ModuleNotFound
 from runtime.core.manifest import LoadedManifest, Manifest, sha256_file
+from runtime.core.sqlite_file import open_shared
 
 RECHECK_S = 0.25
 
@@ -94,8 +94,7 @@ class Registry:
 
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_shared(path, timeout_s=5)
         self._db.executescript(SCHEMA)
         # Calls look modules up on every call: keep decoded registrations until the file changes
         # (data_version moves when another connection, e.g. a CLI, writes; our own writes clear it).

@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from runtime.core.sqlite_file import open_shared
+
 FILE = "snapshots.db"
 # Whatever a handler left in lctx that is not JSON is kept as its repr: a snapshot must never fail a request.
 _encode = msgspec.json.Encoder(enc_hook=repr).encode
@@ -48,10 +50,9 @@ class SnapshotStore:
         self.keep, self.max_bytes = keep, max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection, used from the loop thread and from worker threads (playground reads): the lock serialises them.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db = open_shared(self.path, timeout_s=10)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # a snapshot lost to a power cut is acceptable; a slow request is not
             self._db.execute(SCHEMA)
         self.path.chmod(0o600)  # request headers and bodies: the project owner's eyes only

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
+from runtime.core.sqlite_file import open_shared
+
 FILE = "versions.db"
 LIVE, DRAINED, RETIRED = "live", "drained", "retired"
 
@@ -101,8 +103,7 @@ class VersionStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_shared(self.path, timeout_s=5)
         self._db.executescript(SCHEMA)
         # Manifests of single-file routes were once stored under version "" where the versions table
         # says "1" (service.graph_of): label them as it does, so their history is found.
