@@ -3,6 +3,7 @@ client pinned to a version (a label or a date) is served, route by route; the de
 `x-gati.versions`; `?version=` and `Gati-Version` on the served document; and, for any project of
 versioned routes and any version asked, the document says exactly what the server resolves and serves."""
 
+import asyncio
 import datetime
 import itertools
 import json
@@ -173,6 +174,53 @@ async def test_the_served_document_answers_each_version_and_follows_a_reload(mak
     r = await client.get("/openapi.json", params={"version": "3"})
     assert r.status == 200 and await r.json() == document(root, "3")
     assert (await client.get("/openapi.json")).status == 200
+
+
+async def test_the_served_documents_follow_retired_versions(make_project, serve):
+    root = make_project(
+        {"a.py": versioned("x: str"), "a@2.py": versioned("x: str\ny: str"), "b.py": versioned("x: str"), "b@2.py": versioned("x: str\nz: str")},
+        toml="[versions]\ncheck_interval_s = 0.02\n",
+    )
+    client = await serve(root)
+
+    async def documents(version=None):
+        r = await client.get("/openapi.json", params={"version": version} if version else {})
+        return r.status, await r.json()
+
+    def versions(cmd, label):
+        result = CliRunner().invoke(cli, ["versions", cmd, label, *(("--reason", "moved to 2") if cmd == "retire" else ()), "--project", str(root)])
+        assert result.exit_code == 0, result.output
+
+    async def until(check, what):  # the server reads the store every check_interval_s
+        for _ in range(1000):
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+        pytest.fail(f"never happened: {what}")
+
+    async def retired_a():
+        _, doc = await documents()
+        return doc["x-gati"]["versions"]["routes"]["/a"]["versions"][0].get("retired")
+
+    versions("retire", "/a@1")
+    await until(retired_a, "the document lists /a@1 as retired")
+    assert await retired_a() == "moved to 2"
+    status, doc = await documents("1")  # /a answers version 1 with 410 now: its document leaves /a out
+    assert status == 200 and sorted(doc["paths"]) == ["/b"] and doc["x-gati"]["versions"]["pinned"] == {"/a": None, "/b": "1"}
+
+    versions("retire", "/b@1")
+    await until(lambda: _status_is(documents("1"), 410), "version 1 retired on every route")
+    _, body = await documents("1")
+    assert body["error"]["code"] == "version_retired" and "1 of /a, 1 of /b" in body["error"]["message"]
+
+    versions("restore", "/a@1")
+    await until(lambda: _status_is(documents("1"), 200), "/a@1 restored")
+    _, doc = await documents("1")
+    assert sorted(doc["paths"]) == ["/a"] and "retired" not in doc["x-gati"]["versions"]["routes"]["/a"]["versions"][0]
+
+
+async def _status_is(answer, status: int) -> bool:
+    return (await answer)[0] == status
 
 
 # -- for any project and any version asked ---------------------------------------------------------

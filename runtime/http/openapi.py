@@ -40,6 +40,7 @@ from runtime.http.openapi_versions import (
     entries,
     listing,
     resolution,
+    retired,
     seen_by,
 )
 from runtime.http.project import Project, Settings
@@ -145,7 +146,7 @@ class Documents:
     one per label and per SINCE date of the routes."""
 
     def __init__(self, project: Project, router: Router):
-        self.project, self.router = project, router
+        self.project, self.router, self.retired = project, router, retired(router)
         self.default = _encode(openapi_document(project, router))
         self._pinned: dict[Resolution, bytes] = {}
 
@@ -162,12 +163,12 @@ class Documents:
 def openapi_view(project: Project, routes: Callable[[], Router]):
     """The aiohttp view answering the documents: ?version=N or the Gati-Version header (as for a handler)
     asks for a version's. routes() is the router being served: the documents are made again once
-    after a reload (`gati dev`), never per request."""
+    after a reload (`gati dev`) or once a version is retired or restored, never per request."""
     current = [Documents(project, routes())]
 
     async def view(request: web.Request) -> web.Response:
         router = routes()
-        if current[0].router is not router:
+        if current[0].router is not router or current[0].retired != retired(router):
             current[0] = Documents(project, router)
         asked = request.headers.get(HEADER) or request.headers.get(ALT_HEADER) or request.query.get(QUERY_PARAM)
         try:

@@ -4,11 +4,13 @@
                                        label a request sending `Gati-Version: 1` resolves to (None: 400)
     seen_by(router, resolved)       -> the HandlerManifests that client is served, in document order
     listing(router)                 -> each versioned route's versions, for the document's `x-gati`
+    retired(router)                 -> the versions retired while serving (what the documents depend on)
 
 The rules are the resolver's for an explicitly asked version (runtime.http.versions.resolver):
 a label the route has is that version; a date YYYY-MM-DD is the newest version live that day; a
-route without it answers 400 unknown_version, so the pinned document leaves that route out. A
-route with one file resolves nothing and answers every client the same: it is in every document.
+route without it answers 400 unknown_version, and a route where it is retired (drained, or `gati
+versions retire`) answers 410: the pinned document leaves that route out, and the listing says
+why. A route with one file resolves nothing and answers every client the same: it is in every document.
 A version served through transformers is described with its own REQUEST and RESPONSE (the body
 is checked against them before it goes up, the answer after it comes down) and the policies of
 the handler that runs (its AUTH, limits and module calls apply).
@@ -25,6 +27,7 @@ from typing import Any
 
 from runtime.http.handler_manifest import HandlerManifest
 from runtime.http.routing import Route, Router
+from runtime.http.versions.availability import RETIRED, VersionRetired
 from runtime.http.versions.graph import ALT_HEADER, HEADER
 from runtime.http.versions.resolver import QUERY_PARAM, UnknownVersion
 
@@ -40,15 +43,29 @@ def resolution(router: Router, asked: str) -> Resolution:
     """Per versioned route, the label `asked` resolves to, or None where the route answers it 400.
 
     UnknownVersion when it resolves nowhere: a typo, a date before every version, or a project
-    whose routes have one version each (a document identical to the default one would hide that)."""
+    whose routes have one version each (a document identical to the default one would hide that);
+    VersionRetired when it resolves only to retired versions."""
     resolved: list[tuple[str, str | None]] = []
+    gone: list[tuple[str, str]] = []
     for route in entries(router):
         if route.versions is None:
             continue
         try:
-            resolved.append((route.pattern, route.versions.table.resolve(asked, None)))
+            label: str | None = route.versions.table.resolve(asked, None)
         except UnknownVersion:
-            resolved.append((route.pattern, None))
+            label = None
+        out = route.versions.marks.get(label) if label else None
+        if out is not None and out.kind == RETIRED:
+            gone.append((route.pattern, label))
+            label = None
+        resolved.append((route.pattern, label))
+    if gone and not any(label for _, label in resolved):
+        where = ", ".join(f"{label} of {pattern}" for pattern, label in gone)
+        raise VersionRetired(
+            f"version {asked!r} resolves only to retired versions ({where})",
+            fix="ask for a version in service (x-gati.versions of the document without a version lists them), or restore it: gati versions restore",
+            version=asked,
+        )
     if not any(label for _, label in resolved):
         labels = sorted({label for r in router.routes if r.versions for label in r.versions.labels}, key=_label_order)
         if not labels:
@@ -102,6 +119,9 @@ def listing(router: Router) -> dict[str, Any] | None:
                 entry["deprecated"] = v.route.deprecated
             if v.route.sunset:
                 entry["sunset"] = v.route.sunset
+            out = vs.marks.get(v.label)
+            if out is not None and out.kind == RETIRED:
+                entry["retired"] = out.reason
             versions.append(entry)
         routes[route.pattern] = {"default": vs.default, "versions": versions}
         if vs.table.rollout < 100:
@@ -109,6 +129,17 @@ def listing(router: Router) -> dict[str, Any] | None:
     if not routes:
         return None
     return {"header": HEADER, "also_header": ALT_HEADER, "query": QUERY_PARAM, "routes": routes}
+
+
+def retired(router: Router) -> tuple[tuple[str, str, str], ...]:
+    """(route, version, why) of each version retired while serving: the documents change with them."""
+    return tuple(
+        (route.pattern, label, out.reason)
+        for route in entries(router)
+        if route.versions is not None
+        for label, out in sorted(route.versions.marks.items())
+        if out.kind == RETIRED
+    )
 
 
 def _label_order(label: str) -> tuple[int, str]:
