@@ -20,6 +20,7 @@ worker), /metrics, warm container instances.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -65,28 +66,63 @@ def serve_workers(
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the parent's threads or imports
     workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    waits = _Waits()
     try:
         workers.append(_start(spawn, directory, host, port, access_log, log_format))
-        _await_ready(*workers[0])  # alone first: it registers the modules, and a broken project fails once
+        _await_ready(*workers[0], waits)  # alone first: it registers the modules, and a broken project fails once
         workers.extend(_start(spawn, directory, host, port, access_log, log_format) for _ in range(count - 1))
         for worker in workers[1:]:
-            _await_ready(*worker)
+            _await_ready(*worker, waits)
         ready(port)
         while True:
-            dead = wait([process.sentinel for process, _ in workers])
+            dead = waits.wait([process.sentinel for process, _ in workers])
             for i, (process, conn) in enumerate(workers):
                 if process.sentinel in dead:
                     log.error("worker pid %s exited with code %s; starting another", process.pid, process.exitcode)
                     conn.close()
                     time.sleep(RESTART_PAUSE_S)
                     workers[i] = _start(spawn, directory, host, port, access_log, log_format)
-                    _await_ready(*workers[i])
+                    _await_ready(*workers[i], waits)
     except (KeyboardInterrupt, Stop):
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         _stop_all([process for process, _ in workers])
+        waits.close()
         reserved.close()
+
+
+class _Waits:
+    """The parent's waits, which a signal ends whichever thread of the process the kernel gave it to.
+
+    Python runs signal handlers in the main thread, but the kernel may hand a process's signal to
+    any of its threads, here the drift watch's (runtime/cli/drift.py). Such a signal did not
+    interrupt the main thread's wait(), so Ctrl+C went unseen and `gati serve --workers N` never
+    stopped. The C-level handler writes to a socket on whatever thread it runs
+    (signal.set_wakeup_fd), every wait here includes that socket, and once the wait returns the
+    main thread runs the Python handler (KeyboardInterrupt, Stop)."""
+
+    def __init__(self):
+        self.signalled, self._writable = socket.socketpair()
+        self.signalled.setblocking(False)
+        self._writable.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._writable.fileno(), warn_on_full_buffer=False)
+
+    def wait(self, objects: list) -> list:
+        """multiprocessing's wait(objects), also ended by a signal: its handler raises in this thread."""
+        while True:
+            ready = wait([*objects, self.signalled])
+            if self.signalled in ready:
+                with contextlib.suppress(BlockingIOError):
+                    self.signalled.recv(512)  # the signals' numbers: the handlers have them already
+                ready.remove(self.signalled)
+            if ready:
+                return ready
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous)
+        self.signalled.close()
+        self._writable.close()
 
 
 def reserve(host: str, port: int) -> socket.socket:
@@ -112,10 +148,10 @@ def _start(spawn, directory: Path, host: str, port: int, access_log: bool, log_f
     return process, parent_conn
 
 
-def _await_ready(process, conn: Connection) -> None:
+def _await_ready(process, conn: Connection, waits: _Waits) -> None:
     """Wait until the worker serves; its start-up error, if any, is raised here as the same GatiError."""
     while True:
-        if conn in wait([conn, process.sentinel]):
+        if conn in waits.wait([conn, process.sentinel]):
             try:
                 kind, body = conn.recv()
             except EOFError:
