@@ -156,6 +156,37 @@ def test_codegen_openapi_writes_a_versions_document():
     assert bad.exit_code == 1 and "no route has version '7'" in bad.output and "Traceback" not in bad.output
 
 
+def test_the_codegen_version_setting_pins_plain_codegen_and_its_check(make_project):
+    root = make_project(
+        {"a.py": versioned("x: str"), "a@2.py": versioned("x: str\ny: str"), "plain.py": PLAIN},
+        toml='[codegen]\nopenapi = "openapi.json"\ntypescript = "sdk"\nversion = "1"\n',
+    )
+
+    def gati(*args):
+        return CliRunner().invoke(cli, [*args, "--project", str(root)])
+
+    assert gati("codegen").exit_code == 0
+    assert json.loads((root / "openapi.json").read_text()) == json.loads(json.dumps(document(root, "1")))
+    assert gati("codegen", "typescript", "pinned", "--version", "1").exit_code == 0
+
+    def without_command(folder):  # the header names the command that made the file; the rest is the same
+        return {f.name: [line for line in f.read_text().splitlines() if "gati codegen" not in line] for f in sorted(folder.iterdir())}
+
+    assert without_command(root / "sdk") == without_command(root / "pinned")
+    assert "gati codegen typescript sdk" in (root / "sdk" / "client.ts").read_text()  # run again, it reads the setting
+    assert gati("codegen", "--check").exit_code == 0
+    assert json.loads(gati("codegen", "openapi", "-", "--version", "2").stdout) == json.loads(json.dumps(document(root, "2")))  # the flag wins
+
+    (root / "gati.toml").write_text((root / "gati.toml").read_text().replace('version = "1"', 'version = "2"'))
+    stale = gati("codegen", "--check")
+    assert stale.exit_code == 1 and "openapi.json" in stale.output
+
+    (root / "gati.toml").write_text((root / "gati.toml").read_text().replace('version = "2"', 'version = "7"'))
+    bad = gati("codegen", "openapi", "-")
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert "[codegen] version = '7' in gati.toml: no route has version '7'" in bad.output and "set [codegen] version" in bad.output
+
+
 async def test_the_served_document_answers_each_version_and_follows_a_reload(make_project, serve):
     root = make_project({"a.py": versioned("x: str"), "a@2.py": versioned("x: str\ny: str"), "plain.py": PLAIN})
     client = await serve(root)

@@ -4,6 +4,7 @@
     generate("typescript", project_dir, "sdk/ts")         types.ts, client.ts, index.ts
     generate("openapi", project_dir, "v1.json", version="1")   as a client pinned to version 1 sees
                                                          the API (a label or a date; openapi and typescript)
+                                                         ([codegen] version in gati.toml: the same, by default)
     generate("python", project_dir, "typings")            gati_modules.pyi for the project's modules
     module_output(project_dir, "thumbs", "c", "stubs")    a module author's files
 
@@ -28,22 +29,38 @@ from runtime.core.state import StateDir
 from runtime.http.openapi import openapi_document
 from runtime.http.project import Project, load_project
 from runtime.http.routing import load_routes
+from runtime.http.versions.resolver import UnknownVersion
 
 KINDS = ("openapi", "typescript", "python")
+HTTP_API = ("openapi", "typescript")  # the kinds a version applies to
 
 
 def generate(kind: str, project_dir: Path, out: str, *, registered: bool = False, version: str | None = None) -> Output:
+    """kind's output for out. The HTTP API's (openapi, typescript) is as a client pinned to version
+    sees it: --version, else [codegen] version, else the default versions."""
     project = load_project(project_dir)
-    command = f"gati codegen {kind}{f' --version {version}' if version else ''} {out}"
-    if version and kind not in ("openapi", "typescript"):
+    if version and kind not in HTTP_API:
         raise CodegenError(f"--version is for the HTTP API (openapi, typescript), not {kind}", fix=f"run gati codegen {kind} without --version")
-    if kind == "openapi":
-        doc = openapi_document(project, load_routes(project.handlers_dir), version)
+    if kind in HTTP_API:
+        from_setting = not version and bool(project.settings.codegen.version)
+        version = version or project.settings.codegen.version or None
+        command = f"gati codegen {kind}{f' --version {version}' if version and not from_setting else ''} {out}"
+        try:
+            doc = openapi_document(project, load_routes(project.handlers_dir), version)
+        except UnknownVersion as exc:
+            if not from_setting:
+                raise
+            raise UnknownVersion(
+                f"[codegen] version = {version!r} in gati.toml: {exc.message}",
+                fix=f"set [codegen] version to a version of the project, or remove it to describe the default ones ({exc.fix})",
+                **exc.details,
+            ) from None
+        if kind == "typescript":
+            return typescript(doc, command)
         result = Output(command, "")
         result.add(Path(out).name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n", None)
         return result
-    if kind == "typescript":
-        return typescript(openapi_document(project, load_routes(project.handlers_dir), version), command)
+    command = f"gati codegen {kind} {out}"
     if kind == "python":
         return python_stubs(project_modules(project, registered=registered), command)
     raise CodegenError(f"unknown kind of output {kind!r}", fix=f"use one of: {', '.join(KINDS)}")

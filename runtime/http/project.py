@@ -167,6 +167,7 @@ class Codegen(_Strict):
     openapi: str = ""  # e.g. "openapi.json"
     typescript: str = ""  # e.g. "sdk/ts"
     python: str = ""  # e.g. "typings" (gati_modules.pyi)
+    version: str = ""  # e.g. "2": openapi and typescript describe the API as a client pinned to it sees it
 
 
 class Cluster(_Strict):
