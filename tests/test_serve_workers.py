@@ -42,6 +42,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_the_servers():
+    """The servers these tests start take Ctrl+C as a terminal's foreground job does. A test run
+    started in the background by a script ignores SIGINT, and a child inherits an ignored signal
+    (Python then never turns it into KeyboardInterrupt): handling it here gives them the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def project(tmp_path):
     root = tmp_path / "app"
@@ -177,8 +187,9 @@ TGKILL = {"x86_64": 234, "aarch64": 131}  # the syscall's number: Python has no 
 
 
 async def test_ctrl_c_given_to_another_thread_of_the_parent_stops_it(project, tmp_path):
-    # The kernel may hand Ctrl+C to any thread of the parent; Python runs the handler in the main
-    # one, which sat in wait() and never learned of it: the server did not stop (seen under load).
+    # The kernel may hand Ctrl+C to any thread of the parent (it passes over a main thread that has
+    # a signal pending already); Python runs the handler in the main one, which sat in wait() and
+    # never learned of it: the server did not stop.
     if platform.machine() not in TGKILL:
         pytest.skip(f"tgkill's number on {platform.machine()} is not known here")
     server = Server(project, tmp_path / "home", "--workers", "2")
