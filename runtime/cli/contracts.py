@@ -56,7 +56,7 @@ def check(
     for folder in proj.module_dirs():
         m = load_manifest(folder, built=False).manifest
         manifests.setdefault(m.name, {})[m.version] = m
-    findings = check_contracts(router, modules, {n: list(by) for n, by in manifests.items()}, manifests)
+    findings = check_contracts(router, modules, manifests=manifests)
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     if as_json:

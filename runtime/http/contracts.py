@@ -1,6 +1,6 @@
 """Contract checks: does what each handler sends a module fit the module's schemas, and is each pin registered?
 
-    findings = check_contracts(router, modules, versions, manifests)
+    findings = check_contracts(router, modules, manifests=manifests)
     # Finding(severity="error", handler="thumbs/resize.py", line=20, module="thumbs", method="resize",
     #         direction="input", path="$.max", problem="field removed")
 
@@ -63,13 +63,16 @@ def check_contracts(
     versions: dict[str, list[str]] | None = None,
     manifests: dict[str, dict[str, Manifest]] | None = None,
 ) -> list[Finding]:
-    """modules: the manifest each name calls resolve to; versions: every registered version of each name (for pins);
-    manifests: name -> version -> manifest, for the versions pins reach (those missing are checked against modules')."""
+    """modules: the manifest each name calls resolve to; versions: every registered version of each name (for pins),
+    by default those manifests holds; manifests: name -> version -> manifest, for the versions pins reach (those
+    missing are checked against modules')."""
+    if versions is None:
+        versions = {n: list(by) for n, by in (manifests or {}).items()}
     found: list[Finding] = []
     for route in handler_files(router):
         manifest = HandlerManifest.of(route)
         for call in manifest.modules:
-            found.extend(check_call(route.rel, call, modules, versions or {}, manifest.pins or {}, manifests or {}))
+            found.extend(check_call(route.rel, call, modules, versions, manifest.pins or {}, manifests or {}))
     return sorted(found, key=lambda f: (SEVERITIES.index(f.severity), f.handler, f.line, f.path))
 
 
@@ -225,7 +228,7 @@ def registered_contracts(router: Router, registry: Any) -> list[Finding]:
     names = registry.names()
     modules = {n: registry.get(n).manifest for n in names}
     manifests = {n: {r.manifest.version: r.manifest for r in registry.versions(n)} for n in names}
-    return check_contracts(router, modules, {n: list(m) for n, m in manifests.items()}, manifests)
+    return check_contracts(router, modules, manifests=manifests)
 
 
 def start_up_lines(findings: list[Finding]) -> list[str]:
